@@ -1,0 +1,213 @@
+"""The `ponder` command. With a subcommand it never imports Qt; with none it opens the desktop app."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from engine import __version__
+
+EXIT_FAILED, EXIT_STOPPED, EXIT_USAGE = 1, 3, 2
+
+
+def _out(text: str = "", end: str = "\n") -> None:
+    sys.stdout.write(text + end)
+    sys.stdout.flush()
+
+
+def _fmt_duration(seconds: float | None) -> str:
+    if seconds is None or seconds != seconds or seconds < 0:
+        return "?"
+    seconds = int(seconds)
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else \
+        f"{seconds // 60}m{seconds % 60:02d}s"
+
+
+def eta(stage: dict) -> float | None:
+    """Seconds left in a stage, from its pace so far."""
+    done, total, started = stage.get("progress") or 0, stage.get("total_steps") or 0, stage.get("started")
+    if not (done and total and started):
+        return None
+    return (time.time() - started) / done * (total - done)
+
+
+def _step_line(stage: dict, values: dict[str, float]) -> str:
+    parts = [f"{stage['stage']} step {stage.get('progress') or 0}/{stage.get('total_steps') or '?'}"]
+    for key, label in (("reward", "reward"), ("accuracy", "acc"), ("tokens/completion", "tokens"),
+                       ("think_rate", "think"), ("loss", "loss")):
+        if key in values:
+            parts.append(f"{label} {values[key]:.3g}")
+    parts.append(f"ETA {_fmt_duration(eta(stage))}")
+    return "  ".join(parts)
+
+
+def follow(store, run_id: int, proc=None, poll: float = 0.5) -> int:
+    """Print progress until the run ends; Ctrl-C asks the worker to stop with a checkpoint."""
+    last_event, last_step = 0, None
+    stopping = False
+    while True:
+        try:
+            for ev in store.events_since(run_id, last_event):
+                last_event = ev["id"]
+                _out(f"[{ev['level']}] {ev['message']}")
+            run = store.get_run(run_id)
+            running = [s for s in store.stages(run_id) if s["status"] == "running"]
+            if running:
+                metrics = store.last_metrics(run_id, running[0]["stage"])
+                key = (running[0]["stage"], metrics["step"])
+                if metrics["step"] is not None and key != last_step:
+                    last_step = key
+                    _out(_step_line(running[0], metrics["values"]))
+            if run["status"] not in ("queued", "running") or (proc is not None and proc.poll() is not None
+                                                               and run["status"] == "queued"):
+                break
+            time.sleep(poll)
+        except KeyboardInterrupt:
+            if stopping:
+                raise
+            stopping = True
+            _out("\nstopping: the worker saves a checkpoint and exits (Ctrl-C again to leave it running)")
+            store.send_command(run_id, "stop")
+    if proc is not None:
+        proc.wait()
+        time.sleep(0.1)
+    for ev in store.events_since(run_id, last_event):
+        _out(f"[{ev['level']}] {ev['message']}")
+    run = store.get_run(run_id)
+    _out(f"run {run_id} {run['status']} ({run['run_dir']})")
+    if run["status"] == "failed" and run.get("error"):
+        _out(run["error"].split("\n\n", 1)[0])
+    return {"succeeded": 0, "stopped": EXIT_STOPPED}.get(run["status"], EXIT_FAILED)
+
+
+def cmd_run(args) -> int:
+    from engine.launch import create_run, spawn_worker
+    from engine.spec import SpecInvalid, load_spec
+    from engine.store import RunStore
+
+    try:
+        spec = load_spec(args.spec)
+    except SpecInvalid as exc:
+        _out(str(exc))
+        return EXIT_USAGE
+    if args.name:
+        spec.name = args.name
+    with RunStore(args.store) as store:
+        run_id, run_dir = create_run(spec, store)
+        _out(f"run {run_id}: {spec.name} in {run_dir}")
+        proc = spawn_worker(run_dir, store)
+        return follow(store, run_id, proc)
+
+
+def cmd_resume(args) -> int:
+    from engine.launch import spawn_worker
+    from engine.store import RunStore
+
+    with RunStore(args.store) as store:
+        run = store.get_run(args.run_id)
+        if run["status"] in ("queued", "running"):
+            _out(f"run {args.run_id} is still {run['status']}")
+            return EXIT_USAGE
+        if run["status"] == "succeeded":
+            _out(f"run {args.run_id} already succeeded; nothing to resume")
+            return 0
+        proc = spawn_worker(Path(run["run_dir"]), store, resume=True)
+        return follow(store, args.run_id, proc)
+
+
+def cmd_runs(args) -> int:
+    from engine.store import RunStore
+
+    with RunStore(args.store) as store:
+        runs = store.list_runs()
+        if not runs:
+            _out("no runs yet: ponder run resources/specs/smoke.toml")
+        for run in runs:
+            spec = run["spec"] or {}
+            m = store.last_metrics(run["id"])["values"]
+            took = _fmt_duration((run["finished"] or time.time()) - run["created"])
+            _out(f"{run['id']:>4}  {run['status']:<9}  {run['name']:<24}  "
+                 f"{spec.get('rewards', {}).get('preset', ''):<9}  reward {m.get('reward', float('nan')):.3g}  "
+                 f"acc {m.get('accuracy', float('nan')):.3g}  {took}")
+    return 0
+
+
+def cmd_show(args) -> int:
+    from engine.store import RunStore
+
+    with RunStore(args.store) as store:
+        try:
+            run = store.get_run(args.run_id)
+        except KeyError as exc:
+            _out(str(exc.args[0]))
+            return EXIT_USAGE
+        _out(f"run {run['id']}: {run['name']}  status {run['status']}  folder {run['run_dir']}")
+        for stage in store.stages(run["id"]):
+            _out(f"  {stage['stage']:<6} {stage['status']:<9} step {stage['progress'] or 0}/"
+                 f"{stage['total_steps'] or '?'}")
+        last = store.last_metrics(run["id"])
+        if last["step"] is not None:
+            _out(f"last metrics ({last['stage']} step {last['step']}):")
+            for name, value in sorted(last["values"].items()):
+                _out(f"  {name:<40} {value:.4g}")
+        for art in store.artifacts(run["id"]):
+            _out(f"  {art['kind']:<10} {art['path']}")
+        if run.get("error"):
+            _out("error: " + run["error"])
+    return 0
+
+
+def cmd_stop(args) -> int:
+    from engine.store import RunStore
+
+    with RunStore(args.store) as store:
+        run = store.get_run(args.run_id)
+        if run["status"] not in ("queued", "running"):
+            _out(f"run {args.run_id} is not running ({run['status']})")
+            return EXIT_USAGE
+        store.send_command(args.run_id, "stop")
+        _out(f"asked run {args.run_id} to stop; it saves a checkpoint at the end of the current step")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ponder", description="Reasoning fine-tuning on one workstation. "
+                                     "With no command, opens the desktop app.")
+    parser.add_argument("--version", action="version", version=f"ponder {__version__}")
+    parser.add_argument("--store", type=Path, default=None, help="run store file (default: under PONDER_HOME)")
+    sub = parser.add_subparsers(dest="command")
+    p = sub.add_parser("run", help="run a spec file in a background worker and follow its progress")
+    p.add_argument("spec", type=Path)
+    p.add_argument("--name", default=None, help="override the spec's run name")
+    p.set_defaults(func=cmd_run)
+    p = sub.add_parser("resume", help="continue a stopped or failed run from its last checkpoint")
+    p.add_argument("run_id", type=int)
+    p.set_defaults(func=cmd_resume)
+    sub.add_parser("runs", help="list runs").set_defaults(func=cmd_runs)
+    p = sub.add_parser("show", help="a run's status, stages, last metrics and artifacts")
+    p.add_argument("run_id", type=int)
+    p.set_defaults(func=cmd_show)
+    p = sub.add_parser("stop", help="ask a running run to stop with a checkpoint")
+    p.add_argument("run_id", type=int)
+    p.set_defaults(func=cmd_stop)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    # --store may come before the command, so find the command among the arguments
+    if not [a for a in argv if not a.startswith("-")] and not {"-h", "--help", "--version"} & set(argv):
+        from desktop.app import main as gui_main
+
+        return gui_main(argv)
+    args = build_parser().parse_args(argv)
+    if args.command is None:
+        build_parser().print_help()
+        return EXIT_USAGE
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

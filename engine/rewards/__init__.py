@@ -1,0 +1,161 @@
+"""Reward components, presets and the builder the GRPO stage uses.
+
+    funcs, weights = build_reward_funcs("r1-zero", max_completion_length=256)
+    GRPOConfig(..., reward_weights=weights); GRPOTrainer(..., reward_funcs=funcs)
+
+Importing this package pulls in no torch and no math-verify (that loads on the first
+correctness check), so the GUI may import it for `PRESETS`, `COMPONENT_PARAMS` and `formula`.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from collections.abc import Callable
+
+from engine.rewards.adaptive import AdaptThink, ShorterBetter, Thinkless, ThinkMode
+from engine.rewards.components import Budget, Cosine, Overlong, accuracy, format_reward, group_length
+from engine.rewards.custom import CustomRewardError, RewardError, checked, load_custom_rewards
+from engine.rewards.presets import PRESETS, Preset, formula
+
+RewardFunc = Callable[..., list]
+
+# model-backed components: built by the stage that owns the model, passed in as `extra`
+MODEL_COMPONENTS = ("judge", "reference_likelihood")
+_PROVIDED_BY = {
+    "judge": "the judge stage (train or pick a reward model)",
+    "reference_likelihood": "the GRPO stage's reference-likelihood scorer (it needs the policy model)",
+}
+
+
+def _plain(func: RewardFunc) -> Callable[..., RewardFunc]:
+    """Factory for a component without constants: returns the function itself."""
+
+    def factory(**params) -> RewardFunc:
+        if params:
+            raise ValueError(f"reward {func.__name__!r} has no constants; got {sorted(params)}")
+        return func
+
+    return factory
+
+
+REGISTRY: dict[str, Callable[..., RewardFunc]] = {
+    "accuracy": _plain(accuracy),
+    "format": _plain(format_reward),
+    "group_length": _plain(group_length),
+    "cosine": Cosine,
+    "budget": Budget,
+    "overlong": Overlong,
+    "think_mode": ThinkMode,
+    "adaptthink": AdaptThink,
+    "thinkless": Thinkless,
+    "shorterbetter": ShorterBetter,
+}
+
+
+def _defaults(factory: Callable) -> dict[str, float]:
+    if not inspect.isclass(factory):
+        return {}
+    sig = inspect.signature(factory)
+    return {k: float(p.default) for k, p in sig.parameters.items()
+            if k != "max_len" and p.default is not inspect.Parameter.empty}
+
+
+# default constants per component (the GUI's editable form); max_len comes from the run
+COMPONENT_PARAMS: dict[str, dict[str, float]] = {name: _defaults(f) for name, f in REGISTRY.items()}
+
+
+def build_component(name: str, params: dict[str, float] | None = None,
+                    max_completion_length: int = 256) -> RewardFunc:
+    """One registry component, built with `params` over its defaults."""
+    if name not in REGISTRY:
+        raise ValueError(f"unknown reward component {name!r}; valid: {', '.join(REGISTRY)}")
+    params = dict(params or {})
+    factory = REGISTRY[name]
+    accepted = set(inspect.signature(factory).parameters) if inspect.isclass(factory) else set()
+    unknown = sorted(set(params) - accepted)
+    if unknown:
+        valid = ", ".join(sorted(accepted)) or "none"
+        raise ValueError(f"reward {name!r} has no constant {', '.join(unknown)}; valid: {valid}")
+    if "max_len" in accepted:
+        params.setdefault("max_len", int(max_completion_length))
+    return factory(**params)
+
+
+def build_reward_funcs(preset: str, weights: dict[str, float] | None = None,
+                       params: dict[str, dict[str, float]] | None = None,
+                       custom_file: str | None = None, max_completion_length: int = 256,
+                       extra: dict[str, Callable] | None = None) -> tuple[list[Callable], list[float]]:
+    """The reward functions and their weights, in order, for GRPOTrainer.
+
+    weights: override the preset's weights by name (and add components to it); a weight
+        of 0 drops the component. Names of the custom file's functions are accepted too
+        (their default weight is 1).
+    params: per-component constants over COMPONENT_PARAMS (max_len defaults to
+        max_completion_length).
+    custom_file: a Python file of `reward_*` functions, each wrapped by `checked`.
+    extra: already-built model-backed components by name (`{"judge": fn}`), required for
+        every MODEL_COMPONENTS entry with a non-zero weight.
+    Raises ValueError naming the offending preset, component or constant.
+    """
+    if preset not in PRESETS:
+        raise ValueError(f"unknown reward preset {preset!r}; valid: {', '.join(PRESETS)}")
+    extra = dict(extra or {})
+    params = dict(params or {})
+    bad_params = sorted(set(params) - set(REGISTRY))
+    if bad_params:
+        raise ValueError(f"constants given for unknown reward component(s) {', '.join(bad_params)}; "
+                         f"valid: {', '.join(REGISTRY)}")
+    custom = [checked(f) for f in load_custom_rewards(custom_file)] if custom_file else []
+    if preset == "custom" and not custom:
+        raise ValueError("the 'custom' reward preset needs a custom_file of reward_* functions")
+    custom_names = {f.__name__ for f in custom}
+
+    merged = PRESETS[preset].weights(weights)
+    funcs: list[Callable] = []
+    out_weights: list[float] = []
+    for name, weight in merged.items():
+        weight = _check_weight(name, weight)
+        if name in custom_names:
+            continue  # placed with the custom functions below
+        if name in MODEL_COMPONENTS or (name in extra and name not in REGISTRY):
+            if weight == 0:
+                continue
+            if name not in extra:
+                raise ValueError(f"reward component {name!r} needs a model; it is provided by "
+                                 f"{_PROVIDED_BY.get(name, 'the stage that owns the model')}")
+            func = extra[name]
+        elif name in REGISTRY:
+            if weight == 0:
+                continue
+            func = build_component(name, params.get(name), max_completion_length)
+        else:
+            valid = ", ".join([*REGISTRY, *MODEL_COMPONENTS, *sorted(custom_names)])
+            raise ValueError(f"unknown reward component {name!r}; valid: {valid}")
+        funcs.append(func)
+        out_weights.append(weight)
+    for func in custom:
+        weight = _check_weight(func.__name__, merged.get(func.__name__, 1.0))
+        if weight != 0:
+            funcs.append(func)
+            out_weights.append(weight)
+    if not funcs:
+        raise ValueError(f"reward preset {preset!r} has no component with a non-zero weight")
+    return funcs, out_weights
+
+
+def _check_weight(name: str, weight: float) -> float:
+    try:
+        weight = float(weight)
+    except (TypeError, ValueError):
+        raise ValueError(f"weight of reward component {name!r} must be a number; got {weight!r}") from None
+    if not math.isfinite(weight):
+        raise ValueError(f"weight of reward component {name!r} must be finite; got {weight}")
+    return weight
+
+
+__all__ = [
+    "COMPONENT_PARAMS", "MODEL_COMPONENTS", "PRESETS", "REGISTRY", "CustomRewardError", "Preset",
+    "RewardError", "RewardFunc", "build_component", "build_reward_funcs", "checked", "formula",
+    "load_custom_rewards",
+]

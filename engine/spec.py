@@ -1,0 +1,385 @@
+"""The run spec: everything a run needs, as dataclasses, loaded from and saved to TOML.
+
+Validation reports every problem at once, each with the dotted path of its field and a
+fix in words a user understands, so the GUI can mark each widget. No torch here.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import re
+import tomllib
+import typing
+from dataclasses import MISSING, asdict, dataclass, field, fields, is_dataclass
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+STAGE_ORDER = ("sft", "judge", "grpo", "eval")
+AVAILABLE_STAGES = ("grpo",)
+BUNDLED_MODELS = ("smollm2-135m-instruct",)
+BUILTIN_MODELS = ("tiny-random",)
+DEVICES = ("auto", "cpu", "cuda", "mps")
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+LOSS_TYPES = ("grpo", "dr_grpo", "dapo", "bnpo", "cispo", "sapo", "luspo", "vespo")
+SCALE_REWARDS = ("group", "batch", "none")
+PROMPT_MODES = ("", "think", "ellipsis", "budget")
+
+
+class SpecError(ValueError):
+    """A run spec is invalid; `field` is the dotted path of the offending field."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+class SpecInvalid(ValueError):
+    """Every problem of a spec at once; `errors` is a list of SpecError."""
+
+    def __init__(self, errors: list[SpecError]):
+        self.errors = errors
+        lines = "\n".join(f"  - {e}" for e in errors)
+        super().__init__(f"the run spec has {len(errors)} problem{'s' * (len(errors) != 1)}:\n{lines}")
+
+    def by_field(self) -> dict[str, str]:
+        return {e.field: e.message for e in self.errors}
+
+
+def _err(errors: list[SpecError], prefix: str, name: str, message: str) -> None:
+    errors.append(SpecError(f"{prefix}{name}", message))
+
+
+@dataclass(kw_only=True)
+class LoraSpec:
+    enabled: bool = True  # False = full fine-tuning (needs far more memory)
+    r: int = 16
+    alpha: int = 32
+    dropout: float = 0.05
+    target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
+
+    def problems(self, p: str) -> list[SpecError]:
+        e: list[SpecError] = []
+        if self.r < 1:
+            _err(e, p, "r", f"the LoRA rank must be at least 1; got {self.r}. 8 or 16 is typical.")
+        if self.alpha <= 0:
+            _err(e, p, "alpha", f"must be positive; got {self.alpha}. Twice the rank is typical.")
+        if not 0 <= self.dropout < 1:
+            _err(e, p, "dropout", f"must be in [0, 1); got {self.dropout}.")
+        if self.enabled and not self.target_modules:
+            _err(e, p, "target_modules", "name at least one module to adapt, e.g. q_proj and v_proj.")
+        return e
+
+
+@dataclass(kw_only=True)
+class ModelSpec:
+    source: str = "bundled:smollm2-135m-instruct"  # bundled:NAME, builtin:tiny-random, a folder, a .gguf file or a hub id
+    trust_remote_code: bool = False  # runs code shipped with the model: only for models you trust
+    device: str = "auto"  # auto = CUDA if available, else CPU
+    dtype: str = "auto"  # auto = bfloat16 on CUDA, float32 on CPU
+    lora: LoraSpec = field(default_factory=LoraSpec)
+
+    def problems(self, p: str) -> list[SpecError]:
+        e: list[SpecError] = []
+        src = self.source.strip()
+        if not src:
+            _err(e, p, "source", "choose a base model: the bundled model, a folder, a GGUF file or a hub id.")
+        elif src.startswith("bundled:") and src[8:] not in BUNDLED_MODELS:
+            _err(e, p, "source", f"unknown bundled model {src[8:]!r}; available: {', '.join(BUNDLED_MODELS)}.")
+        elif src.startswith("builtin:") and src[8:] not in BUILTIN_MODELS:
+            _err(e, p, "source", f"unknown built-in model {src[8:]!r}; available: {', '.join(BUILTIN_MODELS)}.")
+        elif _looks_like_path(src) and not Path(src).expanduser().exists():
+            _err(e, p, "source", f"no such file or folder: {src}.")
+        if not (self.device in DEVICES or re.fullmatch(r"cuda:\d+", self.device)):
+            _err(e, p, "device", f"must be one of {', '.join(DEVICES)} or cuda:N; got {self.device!r}.")
+        if self.dtype not in DTYPES:
+            _err(e, p, "dtype", f"must be one of {', '.join(DTYPES)}; got {self.dtype!r}.")
+        return e + self.lora.problems(f"{p}lora.")
+
+
+def _looks_like_path(src: str) -> bool:
+    return src.startswith(("/", "./", "../", "~")) or src.endswith(".gguf") or Path(src).expanduser().exists()
+
+
+@dataclass(kw_only=True)
+class DataSpec:
+    source: str = "builtin:arithmetic"  # builtin:TASK or a JSONL/CSV/Parquet file or a saved datasets folder
+    train_size: int = 256
+    eval_size: int = 64  # held out; never overlaps the training rows
+    seed: int = 0
+    difficulty_mix: dict[str, float] = field(default_factory=dict)  # level ("1".."5") -> weight; empty = uniform
+    question: str = "question"  # column mapping for user files
+    answer: str = "answer"
+    reasoning: str = ""  # optional column with a reasoning trace
+    difficulty: str = ""  # optional column with a difficulty level
+
+    def columns(self) -> dict[str, str]:
+        cols = {"question": self.question, "answer": self.answer}
+        cols.update({k: v for k, v in (("reasoning", self.reasoning), ("difficulty", self.difficulty)) if v})
+        return cols
+
+    def mix(self) -> dict[int, float] | None:
+        return {int(k): float(v) for k, v in self.difficulty_mix.items()} or None
+
+    def problems(self, p: str) -> list[SpecError]:
+        e: list[SpecError] = []
+        if self.source.startswith("builtin:"):
+            from engine.data import TASKS
+
+            if self.source[8:] not in TASKS:
+                _err(e, p, "source", f"unknown built-in task {self.source[8:]!r}; available: {', '.join(TASKS)}.")
+        elif not self.source.strip():
+            _err(e, p, "source", "choose a built-in task or a data file.")
+        elif not Path(self.source).expanduser().exists():
+            _err(e, p, "source", f"no such file or folder: {self.source}.")
+        if self.train_size < 1:
+            _err(e, p, "train_size", f"needs at least 1 training example; got {self.train_size}.")
+        if self.eval_size < 0:
+            _err(e, p, "eval_size", f"cannot be negative; got {self.eval_size}.")
+        for level, weight in self.difficulty_mix.items():
+            if not (str(level).isdigit() and 1 <= int(level) <= 5):
+                _err(e, p, f"difficulty_mix.{level}", "difficulty levels are 1 to 5.")
+            elif not (isinstance(weight, int | float) and weight >= 0 and math.isfinite(weight)):
+                _err(e, p, f"difficulty_mix.{level}", f"weights must be non-negative numbers; got {weight!r}.")
+        if self.difficulty_mix and not sum(v for v in self.difficulty_mix.values()
+                                           if isinstance(v, int | float) and v > 0):
+            _err(e, p, "difficulty_mix", "at least one level needs a positive weight.")
+        return e
+
+
+@dataclass(kw_only=True)
+class RewardSpec:
+    preset: str = "r1-zero"
+    weights: dict[str, float] = field(default_factory=dict)  # component -> weight, overriding the preset's
+    params: dict[str, dict[str, float]] = field(default_factory=dict)  # component -> constant -> value
+    custom_file: str = ""  # a Python file of reward_* functions (TRL signature)
+    prompt_mode: str = ""  # "" = the preset's own
+    budget: int = 0  # token budget for the budget prompt mode; 0 = per difficulty
+
+    def problems(self, p: str) -> list[SpecError]:
+        from engine.rewards import REGISTRY
+        from engine.rewards.presets import PRESETS
+
+        e: list[SpecError] = []
+        if self.preset not in PRESETS:
+            _err(e, p, "preset", f"unknown preset {self.preset!r}; available: {', '.join(PRESETS)}.")
+        known = set(REGISTRY) | _model_components()
+        for name, weight in self.weights.items():
+            if name not in known:
+                close = difflib.get_close_matches(name, known, n=1)
+                hint = f" Did you mean {close[0]!r}?" if close else f" Known: {', '.join(sorted(known))}."
+                _err(e, p, f"weights.{name}", f"no reward component named {name!r}.{hint}")
+            elif not (isinstance(weight, int | float) and math.isfinite(weight)):
+                _err(e, p, f"weights.{name}", f"must be a finite number; got {weight!r}.")
+        for name in self.params:
+            if name not in known:
+                _err(e, p, f"params.{name}", f"no reward component named {name!r}.")
+        if self.preset == "custom" and not self.custom_file:
+            _err(e, p, "custom_file", "the custom preset needs a Python file of reward functions.")
+        if self.custom_file and not Path(self.custom_file).expanduser().is_file():
+            _err(e, p, "custom_file", f"no such file: {self.custom_file}.")
+        if self.prompt_mode not in PROMPT_MODES:
+            _err(e, p, "prompt_mode", f"must be one of think, ellipsis, budget (or empty for the preset's); "
+                                      f"got {self.prompt_mode!r}.")
+        if self.budget < 0:
+            _err(e, p, "budget", f"cannot be negative; got {self.budget}.")
+        return e
+
+    def resolved_prompt_mode(self) -> str:
+        from engine.rewards.presets import PRESETS
+
+        return self.prompt_mode or (PRESETS[self.preset].prompt_mode if self.preset in PRESETS else "think")
+
+
+def _model_components() -> set[str]:
+    from engine.rewards import components
+
+    return set(getattr(components, "MODEL_COMPONENTS", ()))
+
+
+@dataclass(kw_only=True)
+class GRPOSpec:
+    max_steps: int = 20
+    learning_rate: float = 1e-5
+    num_generations: int = 4  # completions per prompt; advantages are relative within the group
+    batch_size: int = 16  # completions per step: whole groups, so prompts per step = batch_size / num_generations
+    gradient_accumulation_steps: int = 1
+    max_completion_length: int = 128  # tokens; longer completions are cut off (and count as truncated)
+    temperature: float = 1.0
+    top_p: float = 1.0
+    beta: float = 0.0  # KL weight to the reference; 0 = no reference model (TRL's default)
+    loss_type: str = "dr_grpo"  # Dr. GRPO: length effects come from the reward, not the loss normalisation
+    scale_rewards: str = "none"
+    save_steps: int = 10  # checkpoint every N steps (and at the end and on stop)
+    traces_per_step: int = 0  # completions stored per step; 0 = all
+    gradient_checkpointing: bool = False
+
+    def problems(self, p: str) -> list[SpecError]:
+        e: list[SpecError] = []
+        if self.num_generations < 2:
+            _err(e, p, "num_generations", "GRPO compares completions of one prompt, so it needs at least 2; "
+                                          f"got {self.num_generations}.")
+        elif self.batch_size % self.num_generations:
+            lo = max(self.num_generations, self.batch_size // self.num_generations * self.num_generations)
+            _err(e, p, "batch_size", f"must hold whole groups of {self.num_generations} completions; "
+                                     f"got {self.batch_size}. Use a multiple of it, e.g. {lo}.")
+        if self.batch_size < 1:
+            _err(e, p, "batch_size", f"must be at least 1; got {self.batch_size}.")
+        for name in ("max_steps", "gradient_accumulation_steps", "max_completion_length", "save_steps"):
+            if getattr(self, name) < 1:
+                _err(e, p, name, f"must be at least 1; got {getattr(self, name)}.")
+        if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
+            _err(e, p, "learning_rate", f"must be a positive number; got {self.learning_rate}. Try 1e-5 with LoRA.")
+        if not self.temperature > 0:
+            _err(e, p, "temperature", f"must be positive (sampling needs variety); got {self.temperature}.")
+        if not 0 < self.top_p <= 1:
+            _err(e, p, "top_p", f"must be in (0, 1]; got {self.top_p}.")
+        if self.beta < 0:
+            _err(e, p, "beta", f"cannot be negative; got {self.beta}.")
+        if self.loss_type not in LOSS_TYPES:
+            _err(e, p, "loss_type", f"must be one of {', '.join(LOSS_TYPES)}; got {self.loss_type!r}.")
+        if self.scale_rewards not in SCALE_REWARDS:
+            _err(e, p, "scale_rewards", f"must be one of {', '.join(SCALE_REWARDS)}; got {self.scale_rewards!r}.")
+        if self.traces_per_step < 0:
+            _err(e, p, "traces_per_step", f"cannot be negative (0 stores all); got {self.traces_per_step}.")
+        return e
+
+
+@dataclass(kw_only=True)
+class RunSpec:
+    name: str = "run"
+    stages: list[str] = field(default_factory=lambda: ["grpo"])
+    seed: int = 42
+    output_dir: str = ""  # where the run folder goes; empty = under the Ponder home
+    model: ModelSpec = field(default_factory=ModelSpec)
+    data: DataSpec = field(default_factory=DataSpec)
+    rewards: RewardSpec = field(default_factory=RewardSpec)
+    grpo: GRPOSpec = field(default_factory=GRPOSpec)
+
+    def __post_init__(self) -> None:
+        problems = self.problems()
+        if problems:
+            raise SpecInvalid(problems)
+
+    def problems(self) -> list[SpecError]:
+        e: list[SpecError] = []
+        if not self.name.strip():
+            _err(e, "", "name", "give the run a name.")
+        if not self.stages:
+            _err(e, "", "stages", f"choose at least one stage of {', '.join(AVAILABLE_STAGES)}.")
+        for i, stage in enumerate(self.stages):
+            if stage not in STAGE_ORDER:
+                _err(e, "", f"stages.{i}", f"unknown stage {stage!r}; stages are {', '.join(STAGE_ORDER)}.")
+            elif stage not in AVAILABLE_STAGES:
+                _err(e, "", f"stages.{i}", f"the {stage} stage is not available in this version; "
+                                           f"available: {', '.join(AVAILABLE_STAGES)}.")
+        known = [s for s in self.stages if s in STAGE_ORDER]
+        if known != sorted(known, key=STAGE_ORDER.index) or len(set(known)) != len(known):
+            _err(e, "", "stages", f"stages run once each, in the order {' → '.join(STAGE_ORDER)}.")
+        return (e + self.model.problems("model.") + self.data.problems("data.")
+                + self.rewards.problems("rewards.") + self.grpo.problems("grpo."))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def replace(self, **changes: Any) -> RunSpec:
+        """A copy with dotted-path changes applied, e.g. replace(**{"grpo.max_steps": 3})."""
+        data = self.to_dict()
+        for path, value in changes.items():
+            node = data
+            *parents, leaf = path.split(".")
+            for key in parents:
+                node = node[key]
+            node[leaf] = value
+        return spec_from_dict(data)
+
+
+# ---- loading and saving ---------------------------------------------------------------------------
+
+def _type_ok(value: Any, hint: Any) -> bool:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint in (str, bool):
+        return isinstance(value, hint)
+    if origin is list:
+        return isinstance(value, list) and all(_type_ok(v, args[0]) for v in value)
+    if origin is dict:
+        return isinstance(value, dict) and all(isinstance(k, str) and _type_ok(v, args[1])
+                                               for k, v in value.items())
+    return True
+
+
+_TYPE_WORDS = {int: "a whole number", float: "a number", str: "text", bool: "true or false"}
+
+
+def _build(cls: type, data: Any, prefix: str, errors: list[SpecError]) -> dict[str, Any]:
+    """Type-check `data` against dataclass `cls`; returns constructor kwargs (bad values left out)."""
+    if not isinstance(data, dict):
+        errors.append(SpecError(prefix.rstrip(".") or "spec", "must be a table of settings."))
+        return {}
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in fields(cls)]
+    kwargs: dict[str, Any] = {}
+    for key, value in data.items():
+        if key not in names:
+            close = difflib.get_close_matches(key, names, n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else f" Known settings: {', '.join(names)}."
+            errors.append(SpecError(f"{prefix}{key}", f"unknown setting.{hint}"))
+            continue
+        hint_t = hints[key]
+        if is_dataclass(hint_t):
+            kwargs[key] = hint_t(**_build(hint_t, value, f"{prefix}{key}.", errors))
+        elif _type_ok(value, hint_t):
+            kwargs[key] = list(value) if isinstance(value, list) else value
+        else:
+            want = _TYPE_WORDS.get(hint_t, str(hint_t).replace("typing.", ""))
+            errors.append(SpecError(f"{prefix}{key}", f"must be {want}; got {value!r}."))
+    return kwargs
+
+
+def spec_from_dict(data: dict[str, Any]) -> RunSpec:
+    """Build and validate a spec; raises SpecInvalid listing every problem."""
+    errors: list[SpecError] = []
+    kwargs = _build(RunSpec, data, "", errors)
+    try:
+        spec = RunSpec(**kwargs)
+    except SpecInvalid as invalid:
+        raise SpecInvalid(errors + invalid.errors) from None
+    if errors:
+        raise SpecInvalid(errors)
+    return spec
+
+
+def load_spec(path: str | Path) -> RunSpec:
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SpecInvalid([SpecError("spec", f"no such file: {path}")]) from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise SpecInvalid([SpecError("spec", f"{path} is not valid TOML: {exc}")]) from None
+    return spec_from_dict(data)
+
+
+def dumps_spec(spec: RunSpec) -> str:
+    return tomli_w.dumps(spec.to_dict())
+
+
+def save_spec(spec: RunSpec, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(dumps_spec(spec), encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
+def default_value(cls: type, name: str) -> Any:
+    f = next(f for f in fields(cls) if f.name == name)
+    return f.default_factory() if f.default is MISSING else f.default

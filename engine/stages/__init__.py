@@ -1,0 +1,117 @@
+"""Training stages and what they share: the run context and the trainer callbacks that report to the store."""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from transformers import TrainerCallback
+
+if TYPE_CHECKING:
+    from engine.models import Placement
+    from engine.spec import RunSpec
+    from engine.store import RunStore
+
+log = logging.getLogger(__name__)
+
+
+class StageFailed(RuntimeError):
+    """A stage cannot go on; the message says why and what to change."""
+
+
+def is_main_process() -> bool:
+    """Only rank 0 writes to the store when the run is launched on several processes."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+@dataclass
+class StageContext:
+    store: RunStore
+    run_id: int
+    run_dir: Path
+    spec: RunSpec
+    placement: Placement
+    resume: bool = False
+    outputs: dict[str, Any] = field(default_factory=dict)  # what a stage hands the next (adapter paths, ...)
+
+    def checkpoint_dir(self, stage: str) -> Path:
+        return self.run_dir / "checkpoints" / stage
+
+    def event(self, level: str, message: str, stage: str | None = None, step: int | None = None) -> None:
+        getattr(log, "warning" if level == "warning" else "info" if level != "error" else "error")(message)
+        if is_main_process():
+            self.store.log_event(self.run_id, level, message, stage, step)
+
+
+def last_checkpoint(folder: Path) -> Path | None:
+    from transformers.trainer_utils import get_last_checkpoint
+
+    return Path(found) if folder.is_dir() and (found := get_last_checkpoint(str(folder))) else None
+
+
+def trainer_device_args(ctx: StageContext) -> dict[str, Any]:
+    """TrainingArguments that follow the chosen placement (TRL defaults to bf16, which is slow or refused on CPU)."""
+    p = ctx.placement
+    return {"use_cpu": p.on_cpu, "bf16": p.dtype_name == "bfloat16", "fp16": p.dtype_name == "float16",
+            "report_to": "none", "logging_steps": 1, "disable_tqdm": True, "save_only_model": False,
+            "dataloader_num_workers": 0, "seed": ctx.spec.seed}
+
+
+class StopOnRequest(TrainerCallback):
+    """Turns a 'stop' command in the run store into a checkpointed, clean stop."""
+
+    def __init__(self, store: RunStore, run_id: int):
+        self.store, self.run_id = store, run_id
+        self.stopped = False
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.store.take_command(self.run_id, "stop"):
+            self.stopped = True
+            control.should_save = True  # the Trainer saves, then leaves the loop
+            control.should_training_stop = True
+
+
+class StoreReporter(TrainerCallback):
+    """Writes every logged step's metrics and the stage's progress to the store.
+
+    `extra(step)` returns more metrics for that step (the trace recorder's accuracy, token
+    split, think-rate); they are written in the same transaction as the trainer's.
+    """
+
+    def __init__(self, ctx: StageContext, stage: str, extra=None):
+        self.ctx, self.stage, self.extra = ctx, stage, extra
+        self._last_time: float | None = None
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        if is_main_process():
+            self.ctx.store.set_stage(self.ctx.run_id, self.stage, status="running", total_steps=state.max_steps,
+                                     progress=state.global_step)
+        self._last_time = time.time()
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if not is_main_process() or not logs:
+            return
+        step = state.global_step
+        if "train_runtime" in logs:  # the end-of-training summary, not a step
+            self.ctx.event("info", f"{self.stage}: trained {step} steps in {logs['train_runtime']:.0f} s",
+                           self.stage, step)
+            return
+        values = {k: float(v) for k, v in logs.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+        now = time.time()
+        values.setdefault("step_time", now - (self._last_time or now))
+        self._last_time = now
+        if self.extra is not None:
+            values.update(self.extra(step, values))
+        bad = [k for k in ("loss", "reward") if k in values and not math.isfinite(values[k])]
+        self.ctx.store.add_metrics(self.ctx.run_id, self.stage, step, values)
+        self.ctx.store.set_stage(self.ctx.run_id, self.stage, progress=step)
+        if bad:
+            self.ctx.event("error", f"{self.stage}: {', '.join(bad)} became NaN or infinite at step {step}; "
+                                    "stopping with a checkpoint. Lower the learning rate.", self.stage, step)
+            control.should_save = True
+            control.should_training_stop = True

@@ -1,0 +1,118 @@
+"""GRPO with LoRA on TRL's GRPOTrainer: rewards from the spec's preset, every step reported to the store.
+
+Reads top to bottom: data, model, rewards, trainer config, resume, train, save.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from engine.stages import (
+    StageContext,
+    StageFailed,
+    StopOnRequest,
+    StoreReporter,
+    is_main_process,
+    last_checkpoint,
+    trainer_device_args,
+)
+
+log = logging.getLogger(__name__)
+STAGE = "grpo"
+
+
+def build_dataset(ctx: StageContext, tokenizer):
+    from datasets import Dataset
+
+    from engine.data import load_examples
+    from engine.prompts import prompt_rows
+
+    spec = ctx.spec
+    examples = load_examples(spec.data.source, n=spec.data.train_size, seed=spec.data.seed, split="train",
+                             difficulty_mix=spec.data.mix(), columns=spec.data.columns())
+    mode = spec.rewards.resolved_prompt_mode()
+    return Dataset.from_dict(prompt_rows(examples, tokenizer, mode, spec.rewards.budget))
+
+
+def build_rewards(ctx: StageContext, extra: dict | None = None):
+    from engine.rewards import build_reward_funcs
+
+    r, g = ctx.spec.rewards, ctx.spec.grpo
+    return build_reward_funcs(r.preset, weights=r.weights, params=r.params, custom_file=r.custom_file or None,
+                              max_completion_length=g.max_completion_length, extra=extra)
+
+
+def run(ctx: StageContext) -> str:
+    """Train; returns the stage's end status: "succeeded" or "stopped"."""
+    from trl import GRPOConfig, GRPOTrainer
+
+    from engine.models import load_model, lora_config, missing_lora_targets
+    from engine.traces import TraceRecorder
+
+    spec, g = ctx.spec, ctx.spec.grpo
+
+    # ---- model (the SFT stage's adapter, if one ran, is the starting point) ----------------------
+    start_adapter = ctx.outputs.get("sft_adapter")
+    model, tokenizer, _ = load_model(spec.model, placement=ctx.placement, adapter=start_adapter,
+                                     trainable=start_adapter is not None)
+    peft_config = None
+    if spec.model.lora.enabled and start_adapter is None:
+        missing = missing_lora_targets(model, spec.model.lora.target_modules)
+        if missing:
+            raise StageFailed(f"model.lora.target_modules: the model has no modules named {', '.join(missing)}.")
+        peft_config = lora_config(spec.model.lora)
+
+    # ---- data and rewards ------------------------------------------------------------------------
+    train_dataset = build_dataset(ctx, tokenizer)
+    funcs, weights = build_rewards(ctx, extra=ctx.outputs.get("reward_models"))
+    names = [getattr(f, "__name__", type(f).__name__) for f in funcs]
+    recorder = TraceRecorder(ctx.store, ctx.run_id, STAGE, tokenizer, dict(zip(names, weights, strict=True)),
+                             traces_per_step=g.traces_per_step, seed=spec.seed, write=is_main_process())
+    funcs = [recorder.wrap(f) for f in funcs]
+    ctx.event("info", f"grpo: {len(train_dataset)} prompts; rewards " +
+              ", ".join(f"{n} x{w:g}" for n, w in zip(names, weights, strict=True)), STAGE)
+
+    # ---- trainer ---------------------------------------------------------------------------------
+    out_dir = ctx.checkpoint_dir(STAGE)
+    config = GRPOConfig(
+        output_dir=str(out_dir), max_steps=g.max_steps, learning_rate=g.learning_rate,
+        per_device_train_batch_size=g.batch_size, num_generations=g.num_generations,
+        gradient_accumulation_steps=g.gradient_accumulation_steps,
+        max_completion_length=g.max_completion_length, temperature=g.temperature, top_p=g.top_p,
+        beta=g.beta, loss_type=g.loss_type, scale_rewards=g.scale_rewards, reward_weights=weights,
+        save_strategy="steps", save_steps=g.save_steps, gradient_checkpointing=g.gradient_checkpointing,
+        log_completions=False, shuffle_dataset=True, remove_unused_columns=False,
+        **trainer_device_args(ctx),
+    )
+    stopper = StopOnRequest(ctx.store, ctx.run_id)
+    reporter = StoreReporter(ctx, STAGE, extra=recorder.step_metrics)
+    trainer = GRPOTrainer(model=model, reward_funcs=funcs, args=config, train_dataset=train_dataset,
+                          processing_class=tokenizer, peft_config=peft_config, callbacks=[stopper, reporter])
+
+    # ---- resume from the last checkpoint ---------------------------------------------------------
+    resume_from = last_checkpoint(out_dir) if ctx.resume else None
+    if resume_from is not None:
+        done = int(resume_from.name.rsplit("-", 1)[-1])
+        if is_main_process():
+            ctx.store.forget_after(ctx.run_id, STAGE, done)  # those steps are redone
+        ctx.event("info", f"grpo: resuming from {resume_from.name} (step {done})", STAGE, done)
+
+    # ---- train -----------------------------------------------------------------------------------
+    trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+
+    # ---- save ------------------------------------------------------------------------------------
+    status = "stopped" if stopper.stopped else "succeeded"
+    final = ctx.run_dir / "adapter" if status == "succeeded" else last_checkpoint(out_dir)
+    if status == "succeeded":
+        trainer.save_model(str(final))
+        tokenizer.save_pretrained(str(final))
+    if is_main_process() and final is not None:
+        ctx.store.add_artifact(ctx.run_id, "adapter" if status == "succeeded" else "checkpoint", final,
+                               {"step": trainer.state.global_step, "stage": STAGE}, stage=STAGE)
+        for ckpt in sorted(out_dir.glob("checkpoint-*")):
+            if not ctx.store.db.execute("SELECT 1 FROM artifacts WHERE run_id = ? AND path = ?",
+                                        [ctx.run_id, str(ckpt)]).fetchone():
+                ctx.store.add_artifact(ctx.run_id, "checkpoint", ckpt,
+                                       {"step": int(ckpt.name.rsplit("-", 1)[-1]), "stage": STAGE}, stage=STAGE)
+    ctx.outputs["grpo_adapter"] = final
+    return status
