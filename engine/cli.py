@@ -1,4 +1,4 @@
-"""The `ponder` command. With a subcommand it never imports Qt; with none it opens the desktop app."""
+"""The command line: `ponder-engine` (and `ponder` with a subcommand, see desktop/entry.py). No Qt here."""
 
 from __future__ import annotations
 
@@ -196,13 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    # --store may come before the command, so find the command among the arguments
-    if not [a for a in argv if not a.startswith("-")] and not {"-h", "--help", "--version"} & set(argv):
-        from desktop.app import main as gui_main
-
-        return gui_main(argv)
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
     if args.command is None:
         build_parser().print_help()
         return EXIT_USAGE

@@ -10,8 +10,11 @@ from __future__ import annotations
 
 from typing import Any
 
-SYSTEM = ("You are a careful problem solver. Reason inside <think> </think>, then give only the final "
-          "answer inside <answer> </answer>. Think only as much as the problem needs.")
+# The worked example matters for small models: without it SmolLM2-135M almost never produces the format,
+# so the format and accuracy rewards are 0 for every completion and GRPO has nothing to learn from.
+SYSTEM = ("You are a careful problem solver. Reason briefly inside <think> </think>, then give only the final "
+          "answer inside <answer> </answer>. Think only as much as the problem needs. Example:\n"
+          "<think>\n12 + 5 = 17\n</think>\n<answer>17</answer>")
 SYSTEM_ELLIPSIS = SYSTEM + " For an easy problem you may close the think block at once and answer."
 PREFIXES = {"think": "<think>\n", "budget": "<think>\n", "ellipsis": "<think>\n...\n"}
 DEFAULT_BUDGETS = {0: 256, 1: 32, 2: 64, 3: 96, 4: 160, 5: 256}  # tokens per difficulty level

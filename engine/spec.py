@@ -168,7 +168,7 @@ class RewardSpec:
             _err(e, p, "preset", f"unknown preset {self.preset!r}; available: {', '.join(PRESETS)}.")
         known = set(REGISTRY) | _model_components()
         for name, weight in self.weights.items():
-            if name not in known:
+            if name not in known and not (self.custom_file and name.startswith("reward_")):
                 close = difflib.get_close_matches(name, known, n=1)
                 hint = f" Did you mean {close[0]!r}?" if close else f" Known: {', '.join(sorted(known))}."
                 _err(e, p, f"weights.{name}", f"no reward component named {name!r}.{hint}")
@@ -195,9 +195,9 @@ class RewardSpec:
 
 
 def _model_components() -> set[str]:
-    from engine.rewards import components
+    from engine.rewards import MODEL_COMPONENTS
 
-    return set(getattr(components, "MODEL_COMPONENTS", ()))
+    return set(MODEL_COMPONENTS)
 
 
 @dataclass(kw_only=True)

@@ -16,7 +16,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
 
-from engine.rewards.parsing import extract_answer, is_correct, parse_response, think_token_split
+from engine.rewards.parsing import is_correct, parse_response, think_token_split
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +99,7 @@ class TraceRecorder:
             length = batch["lengths"][i] if i < len(batch["lengths"]) else len(
                 self.tokenizer(completion, add_special_tokens=False)["input_ids"])
             think, ans = think_token_split(completion, length, self.tokenizer, prefix)
+            correct = is_correct(parsed.answer, str(answer))
             per = {name: (None if v[i] is None or (isinstance(v[i], float) and math.isnan(v[i])) else float(v[i]))
                    for name, v in values.items()}
             total = sum(self.weights.get(name, 1.0) * v for name, v in per.items() if v is not None)
@@ -106,7 +107,7 @@ class TraceRecorder:
                 "run_id": self.run_id, "stage": self.stage, "step": step,
                 "prompt_id": str(col("prompt_id", "")[i]), "prompt": col("question", "")[i],
                 "completion": completion, "tokens": length, "think_tokens": think, "answer_tokens": ans,
-                "mode": parsed.mode, "correct": int(is_correct(extract_answer(prefix + completion), str(answer))),
+                "mode": parsed.mode, "correct": int(correct),
                 "reward": total, "rewards": per, "difficulty": int(col("difficulty", 0)[i] or 0),
             })
         return rows

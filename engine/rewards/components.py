@@ -43,6 +43,9 @@ def parse_batch(completions: Sequence, kwargs: dict[str, Any]) -> list[Parsed]:
 
 def correctness(parsed: list[Parsed], kwargs: dict[str, Any]) -> list[bool | None]:
     """Whether each answer is right; None where the row has no reference answer."""
+    if kwargs.get("answer") is None:
+        raise ValueError("this reward compares answers and needs the dataset column 'answer' "
+                         "(map the reference-answer column to it)")
     golds = column(kwargs, "answer", len(parsed))
     return [None if gold is None or str(gold).strip() == "" else is_correct(p.answer, str(gold))
             for p, gold in zip(parsed, golds, strict=True)]
@@ -168,10 +171,10 @@ class Budget:
         self.default_budget, self.per_difficulty = default_budget, per_difficulty
 
     def budget_of(self, budget: Any, difficulty: Any) -> float:
-        if budget is not None and float(budget) > 0:
+        if _positive(budget):
             return float(budget)
-        if self.per_difficulty > 0 and difficulty is not None and int(difficulty) > 0:
-            return self.per_difficulty * int(difficulty)
+        if self.per_difficulty > 0 and _positive(difficulty):
+            return self.per_difficulty * float(difficulty)
         return float(self.default_budget) if self.default_budget > 0 else float(self.max_len)
 
     def __call__(self, prompts, completions, **kwargs) -> list[float | None]:
@@ -189,6 +192,14 @@ class Budget:
             else:
                 out.append(min(max(self.alpha * (self.budget_of(b, d) - ln) + self.delta, 0.0), 1.0))
         return out
+
+
+def _positive(value: Any) -> bool:
+    """A usable positive number (None, NaN from a missing cell, and text are not)."""
+    try:
+        return math.isfinite(float(value)) and float(value) > 0
+    except (TypeError, ValueError):
+        return False
 
 
 class Overlong:

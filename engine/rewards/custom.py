@@ -169,11 +169,12 @@ def _validate(values, n: int, name: str, batch: Callable[[], str]) -> list[float
 
 def _describe(prompts, completions) -> str:
     first = ""
-    if prompts:
+    n = len(completions) if hasattr(completions, "__len__") else "?"
+    if isinstance(prompts, list | tuple) and prompts:
         p = prompts[0]
         if isinstance(p, list) and p and isinstance(p[-1], dict):
             p = p[-1].get("content", "")
         first = " ".join(str(p).split())
         if len(first) > 60:
             first = first[:57] + "..."
-    return f"a batch of {len(completions)} completions (first prompt {first!r})"
+    return f"a batch of {n} completions (first prompt {first!r})"

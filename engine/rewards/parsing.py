@@ -188,8 +188,24 @@ def _as_number(s: str) -> float | None:
         return None
 
 
-def _verify(pred: str, gold: str) -> bool:
+class _DropTimeoutNotice(logging.Filter):
+    """math-verify warns once that its timeouts are off; they are off on purpose here."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Timeout is disabled")
+
+
+@functools.cache
+def _math_verify():
     from math_verify import parse, verify  # imports sympy (~0.3 s) on first use
+
+    for name in ("math_verify.parser", "math_verify.grader"):
+        logging.getLogger(name).addFilter(_DropTimeoutNotice())
+    return parse, verify
+
+
+def _verify(pred: str, gold: str) -> bool:
+    parse, verify = _math_verify()
 
     def parsed(s: str) -> list:
         # Both strings are bare answers; boxing them makes math-verify read them as
@@ -211,7 +227,8 @@ def _verify(pred: str, gold: str) -> bool:
 # ----------------------------------------------------------------------------- token counts
 
 
-def think_token_split(completion: str, completion_ids_len: int, tokenizer, prefix: str = "") -> tuple[int, int]:
+def think_token_split(completion: str, completion_ids_len: int, tokenizer,
+                      prefix: str = "") -> tuple[int, int]:
     """(think_tokens, answer_tokens) of a generated completion of `completion_ids_len` tokens.
 
     Tokens generated up to and including `</think>` count as thinking; all of them if

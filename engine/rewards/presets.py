@@ -13,7 +13,8 @@ _FORMULAS = {
     "accuracy": "1 if the answer equals the reference by value (math-verify) else 0",
     "format": "1 if exactly one <think> block then one <answer> block else 0",
     "cosine": "correct: 0.5 + 0.25(1 + cos(pi L/Lmax)); wrong: -0.5 - 0.25(1 + cos(pi L/Lmax))",
-    "group_length": "lam = 0.5 - (L - Lmin)/(Lmax_g - Lmin) per prompt group; lam if correct, min(0, lam) if wrong",
+    "group_length": "lam = 0.5 - (L - Lmin)/(Lmax_g - Lmin) per prompt group; "
+                    "lam if correct, min(0, lam) if wrong",
     "budget": "clip(alpha (B - L) + delta, 0, 1) if correct else 0",
     "overlong": "0 if L <= Lmax - C; ((Lmax - C) - L)/C up to Lmax; -1 beyond",
     "think_mode": "think +1/0, no-think +2/-1 (correct/wrong), -2 if degenerate; batch-balanced (stage 1); "

@@ -62,6 +62,20 @@ def trainer_device_args(ctx: StageContext) -> dict[str, Any]:
             "dataloader_num_workers": 0, "seed": ctx.spec.seed}
 
 
+def memory_metrics() -> dict[str, float]:
+    """Resident memory of this process (and its peak), and the GPU's peak where there is one."""
+    import resource
+
+    import psutil
+    import torch
+
+    out = {"memory/rss_gb": psutil.Process().memory_info().rss / 2**30,
+           "memory/peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}
+    if torch.cuda.is_available():
+        out["memory/gpu_peak_gb"] = torch.cuda.max_memory_allocated() / 2**30
+    return out
+
+
 class StopOnRequest(TrainerCallback):
     """Turns a 'stop' command in the run store into a checkpointed, clean stop."""
 
@@ -105,6 +119,7 @@ class StoreReporter(TrainerCallback):
         now = time.time()
         values.setdefault("step_time", now - (self._last_time or now))
         self._last_time = now
+        values.update(memory_metrics())
         if self.extra is not None:
             values.update(self.extra(step, values))
         bad = [k for k in ("loss", "reward") if k in values and not math.isfinite(values[k])]

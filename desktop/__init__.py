@@ -1,0 +1,1 @@
+"""Ponder's Qt front end: reads the run store, starts workers; never holds a model."""

@@ -1,0 +1,293 @@
+"""The Monitor page: the selected run's stages, live charts, sampled completions and log.
+
+A 250 ms poll timer reads only what is new (`WHERE id > ?`) and appends it to the
+charts' numpy buffers, the trace table and the log; a separate redraw timer repaints
+the charts that changed, and only while the page is visible.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import Qt, QTimer, QUrl, Signal
+from PySide6.QtGui import QDesktopServices, QFont
+from PySide6.QtWidgets import (
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QPlainTextEdit,
+    QPushButton,
+    QSplitter,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from engine.store import ACTIVE
+
+from desktop import theme
+from desktop.runner import RunController, describe_failure
+from desktop.widgets.forms import ComboBox
+from desktop.widgets.plots import LivePlot, StackedPlot
+from desktop.widgets.timeline import StageTimeline, fmt_duration
+from desktop.widgets.trace_view import TraceView
+
+# chart key -> (title, {metric name: series label}, options); "rewards/<name>/mean" is routed by prefix
+CHARTS: dict[str, tuple[str, dict[str, str], dict[str, Any]]] = {
+    "reward": ("Reward (total and per component)", {"reward": "total"}, {"legend": True}),
+    "accuracy": ("Accuracy", {"accuracy": "accuracy"}, {"y_range": (0, 1)}),
+    "tokens": ("Completion tokens (thinking + answer)", {}, {}),
+    "think_rate": ("Think rate", {"think_rate": "think rate"}, {"y_range": (0, 1)}),
+    "kl": ("KL to the reference", {"kl": "KL"}, {"empty_note": "not logged: KL weight (beta) is 0"}),
+    "loss": ("Loss", {"loss": "loss"}, {}),
+    "learning_rate": ("Learning rate", {"learning_rate": "lr"}, {}),
+    "tokens_per_s": ("Throughput (tokens/s)", {"tokens_per_s": "tokens/s"}, {}),
+}
+POLL_MS, REDRAW_MS = 250, 500
+METRICS_PER_POLL, TRACES_PER_POLL = 5000, 400  # bounded work per tick; the rest comes on the next
+
+
+class MonitorPage(QWidget):
+    sig_status_changed = Signal(int, str)
+    """The monitored run's status changed; arguments: run id, status."""
+    sig_show_error = Signal(str, str, int)
+    """The user asked to see a failed run's error again; arguments: message, details, run id."""
+
+    def __init__(self, controller: RunController, parent=None):
+        super().__init__(parent)
+        self.controller = controller
+        self.store = controller.store
+        self.run_id: int | None = None
+        self.run: dict[str, Any] | None = None
+        self._after = {"metrics": 0, "traces": 0, "events": 0}
+        self._offsets: dict[str, float] = {}  # stage -> x offset: steps restart per stage, the x axis does not
+        self._max_x = 0.0
+        self._failure: tuple[Any, str] = (None, "")  # (run id, error) -> message: reads worker.log once
+        self._build()
+        controller.sig_runs_changed.connect(self._on_controller_runs_changed)
+        self._on_controller_runs_changed(controller.runs)
+        self.poll_timer = QTimer(self)
+        self.poll_timer.setInterval(POLL_MS)
+        self.poll_timer.timeout.connect(self._on_poll_timer_timeout)
+        self.poll_timer.start()
+        self.redraw_timer = QTimer(self)
+        self.redraw_timer.setInterval(REDRAW_MS)
+        self.redraw_timer.timeout.connect(self._on_redraw_timer_timeout)
+        self.redraw_timer.start()
+
+    # ---- layout -----------------------------------------------------------------------------------
+    def _build(self) -> None:
+        title = QLabel("Monitor")
+        title.setProperty("role", "title")
+        self.run_combo = ComboBox()
+        self.run_combo.setMinimumWidth(320)
+        self.run_combo.currentIndexChanged.connect(self._on_run_combo_index_changed)
+        self.stop_button = QPushButton(theme.icon("stop"), "Stop")
+        self.stop_button.setToolTip("Ask the worker to save a checkpoint and stop after the current step")
+        self.stop_button.clicked.connect(self._on_stop_button_clicked)
+        self.resume_button = QPushButton(theme.icon("resume"), "Resume")
+        self.resume_button.setToolTip("Continue a stopped or failed run from its last checkpoint")
+        self.resume_button.clicked.connect(self._on_resume_button_clicked)
+        self.folder_button = QPushButton(theme.icon("open"), "Open folder")
+        self.folder_button.clicked.connect(self._on_folder_button_clicked)
+        self.details_button = QPushButton("Error details")
+        self.details_button.clicked.connect(self._on_details_button_clicked)
+        header = QHBoxLayout()
+        header.addWidget(title)
+        header.addSpacing(16)
+        header.addWidget(self.run_combo)
+        header.addStretch(1)
+        for button in (self.details_button, self.folder_button, self.resume_button, self.stop_button):
+            header.addWidget(button)
+        self.status_label = QLabel("No run selected. Start one on the New run page.")
+        self.status_label.setProperty("role", "muted")
+        self.status_label.setWordWrap(True)
+        self.timeline = StageTimeline()
+
+        self.charts: dict[str, LivePlot] = {}
+        grid_widget = QWidget()
+        grid = QGridLayout(grid_widget)
+        grid.setContentsMargins(0, 0, 0, 0)
+        grid.setSpacing(8)
+        for i, (key, (chart_title, series, options)) in enumerate(CHARTS.items()):
+            if key == "tokens":
+                plot = StackedPlot(chart_title, ("tokens/think", "thinking"), ("tokens/answer", "answer"))
+            else:
+                plot = LivePlot(chart_title, **options)
+                for name, label in series.items():
+                    plot.add_series(name, label, width=2.5 if name == "reward" else 2.0)
+            self.charts[key] = plot
+            grid.addWidget(plot, i // 4, i % 4)
+        self.traces = TraceView()
+        self.log = QPlainTextEdit()
+        self.log.setReadOnly(True)
+        self.log.setMaximumBlockCount(5000)
+        self.log.setFont(QFont("monospace"))
+        self.tabs = QTabWidget()
+        self.tabs.addTab(self.traces, "Completions")
+        self.tabs.addTab(self.log, "Log")
+        splitter = QSplitter(Qt.Orientation.Vertical)
+        splitter.addWidget(grid_widget)
+        splitter.addWidget(self.tabs)
+        splitter.setSizes([460, 320])
+        splitter.setChildrenCollapsible(False)
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(20, 16, 20, 16)
+        layout.setSpacing(10)
+        layout.addLayout(header)
+        layout.addWidget(self.status_label)
+        layout.addWidget(self.timeline)
+        layout.addWidget(splitter, 1)
+        self._update_buttons()
+
+    # ---- choosing a run ---------------------------------------------------------------------------
+    def _on_controller_runs_changed(self, runs: list[dict[str, Any]]) -> None:
+        self.run_combo.blockSignals(True)
+        self.run_combo.clear()
+        for run in sorted(runs, key=lambda r: (r["status"] not in ACTIVE, -r["id"])):
+            self.run_combo.addItem(f"#{run['id']} {run['name']} — {run['status']}", run["id"])
+        if self.run_id is not None:
+            index = self.run_combo.findData(self.run_id)
+            self.run_combo.setCurrentIndex(index)
+        self.run_combo.blockSignals(False)
+        if self.run_id is None and runs:  # re-attach: the newest active run, else the newest run
+            self.show_run(self.run_combo.itemData(0))
+        elif self.run_id is not None and self.run_combo.findData(self.run_id) < 0:
+            self.show_run(self.run_combo.itemData(0) if runs else None)  # the shown run was deleted
+
+    def _on_run_combo_index_changed(self, index: int) -> None:
+        if index >= 0:
+            self.show_run(self.run_combo.itemData(index))
+
+    def show_run(self, run_id: int | None) -> None:
+        """Show (and follow) the run with this id, from its first step."""
+        if run_id == self.run_id:
+            return
+        self.run_id, self.run = run_id, None
+        self._after = {"metrics": 0, "traces": 0, "events": 0}
+        self._offsets, self._max_x = {}, 0.0
+        for key, plot in self.charts.items():
+            plot.clear_data()
+            for name, label in CHARTS[key][1].items():
+                plot.add_series(name, label, width=2.5 if name == "reward" else 2.0)
+        self.traces.clear()
+        self.log.clear()
+        index = self.run_combo.findData(run_id) if run_id is not None else -1
+        if index >= 0 and index != self.run_combo.currentIndex():
+            self.run_combo.blockSignals(True)
+            self.run_combo.setCurrentIndex(index)
+            self.run_combo.blockSignals(False)
+        self._on_poll_timer_timeout()
+        self._on_redraw_timer_timeout(force=True)
+
+    # ---- polling ----------------------------------------------------------------------------------
+    def _on_poll_timer_timeout(self) -> None:
+        if self.run_id is None:
+            self.timeline.set_stages([])
+            self._update_buttons()
+            return
+        try:
+            run = self.store.get_run(self.run_id)
+        except KeyError:
+            return
+        old_status = self.run["status"] if self.run else None
+        self.run = run
+        rows = self.store.metrics_since(self.run_id, self._after["metrics"], limit=METRICS_PER_POLL)
+        for row in rows:
+            self._add_metric(row)
+        if rows:
+            self._after["metrics"] = rows[-1]["id"]
+        traces = self.store.traces_since(self.run_id, self._after["traces"], limit=TRACES_PER_POLL)
+        if traces:
+            self._after["traces"] = traces[-1]["id"]
+            self.traces.add(traces)
+        events = self.store.events_since(self.run_id, self._after["events"])
+        if events:
+            self._after["events"] = events[-1]["id"]
+            self.log.appendPlainText("\n".join(
+                f"{time.strftime('%H:%M:%S', time.localtime(e['time']))}  {e['level']:<7} "
+                f"{(e['stage'] + ': ') if e.get('stage') and not e['message'].startswith(e['stage']) else ''}"
+                f"{e['message']}" for e in events))
+        self.timeline.set_stages((run.get("spec") or {}).get("stages") or [])
+        stages = self.store.stages(self.run_id)
+        self.timeline.update_rows(stages)
+        self._update_status(run, stages)
+        self._update_buttons()
+        if run["status"] != old_status:
+            self.sig_status_changed.emit(self.run_id, run["status"])
+
+    def _add_metric(self, row: dict[str, Any]) -> None:
+        stage, name, value = row["stage"], row["name"], row["value"]
+        if stage not in self._offsets:
+            self._offsets[stage] = self._max_x
+            if self._max_x > 0:
+                for plot in self.charts.values():
+                    plot.add_boundary(self._max_x, stage)
+        x = self._offsets[stage] + row["step"]
+        self._max_x = max(self._max_x, x)
+        if name.startswith("rewards/") and name.endswith("/mean"):
+            component = name[len("rewards/"):-len("/mean")]
+            self.charts["reward"].add_series(name, component, width=1.5)
+            self.charts["reward"].append(name, x, value)
+        elif name in ("tokens/think", "tokens/answer"):
+            self.charts["tokens"].append(name, x, value)
+        else:
+            for key, (_, series, _) in CHARTS.items():
+                if name in series:
+                    self.charts[key].append(name, x, value)
+
+    def _on_redraw_timer_timeout(self, force: bool = False) -> None:
+        if not (self.isVisible() or force):
+            return
+        for plot in self.charts.values():
+            plot.redraw(force)
+
+    # ---- status and actions -----------------------------------------------------------------------
+    def _update_status(self, run: dict[str, Any], stages: list[dict[str, Any]]) -> None:
+        spec = run.get("spec") or {}
+        model = (spec.get("model") or {}).get("source", "?")
+        data = (spec.get("data") or {}).get("source", "?")
+        preset = (spec.get("rewards") or {}).get("preset", "?")
+        elapsed = (run.get("finished") or time.time()) - run["created"]
+        parts = [f"<b>{run['status']}</b>"]
+        if self.controller.is_stopping(run["id"]) and run["status"] in ACTIVE:
+            parts = ["<b>stopping…</b> (the worker saves a checkpoint after the current step)"]
+        parts += [f"{fmt_duration(elapsed)}", f"model {model}", f"data {data}", f"rewards {preset}"]
+        if run["status"] == "failed":
+            key = (run["id"], run.get("error"))
+            if self._failure[0] != key:
+                self._failure = (key, describe_failure(run)[0])
+            message = self._failure[1]
+            parts.append(f"<span style='color:{theme.current().error}'>{message}</span>")
+        self.status_label.setText(" · ".join(parts))
+
+    def _update_buttons(self) -> None:
+        run = self.run
+        active = bool(run and run["status"] in ACTIVE)
+        self.stop_button.setEnabled(active and not self.controller.is_stopping(run["id"]))
+        self.resume_button.setEnabled(bool(run and run["status"] in ("stopped", "failed")))
+        self.folder_button.setEnabled(bool(run and run.get("run_dir")))
+        self.details_button.setVisible(bool(run and run["status"] == "failed"))
+
+    def _on_stop_button_clicked(self) -> None:
+        if self.run_id is not None:
+            self.controller.stop(self.run_id)
+            self._on_poll_timer_timeout()
+
+    def _on_resume_button_clicked(self) -> None:
+        if self.run_id is not None:
+            self.controller.resume(self.run_id)
+            run_id, self.run_id = self.run_id, None
+            self.show_run(run_id)  # reload: a resumed run redoes the steps after its checkpoint
+
+    def _on_folder_button_clicked(self) -> None:
+        if self.run and self.run.get("run_dir"):
+            QDesktopServices.openUrl(QUrl.fromLocalFile(str(Path(self.run["run_dir"]))))
+
+    def _on_details_button_clicked(self) -> None:
+        if self.run and self.run["status"] == "failed":
+            message, details = describe_failure(self.run)
+            self.sig_show_error.emit(message, details, self.run["id"])

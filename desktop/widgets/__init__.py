@@ -1,0 +1,1 @@
+"""Reusable widgets: live plots, the error banner, the trace view, form fields, pickers."""

@@ -1,0 +1,401 @@
+"""The dataset chooser: a built-in task with a difficulty mix and size, or a file with a column mapping.
+
+A file is previewed and validated by `python -m desktop.datacheck` in a QProcess (the
+engine's validation may load pyarrow or datasets, which never enter the GUI process);
+its JSON answer fills the column choices, the preview table and the validation report.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+from PySide6.QtCore import QProcess, Qt, QTimer, Signal
+from PySide6.QtWidgets import (
+    QButtonGroup,
+    QFileDialog,
+    QGridLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QRadioButton,
+    QSlider,
+    QStackedWidget,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+import engine.data as data_catalogue
+
+from desktop.widgets.forms import ComboBox, Field, SpinBox, form_layout, label
+
+LEVELS = (1, 2, 3, 4, 5)
+GUESSES = {  # column mapping guesses, in order of preference
+    "question": ("question", "problem", "prompt", "input", "query", "instruction"),
+    "answer": ("answer", "final_answer", "target", "output", "solution", "label"),
+    "reasoning": ("reasoning", "rationale", "cot", "explanation", "solution", "thinking"),
+    "difficulty": ("difficulty", "level"),
+}
+NONE = "(none)"
+
+
+def task_levels(task: str) -> tuple[int, ...]:
+    """Difficulty levels a built-in task has (the engine's catalogue; 1-5 if it does not say)."""
+    generators = getattr(data_catalogue, "_GENERATORS", {})
+    if task in generators:
+        return tuple(generators[task][1])
+    if task == "mixed" and generators:
+        return tuple(sorted(set.intersection(*(set(g[1]) for g in generators.values()))))
+    return LEVELS
+
+
+class DataPicker(QGroupBox):
+    sig_changed = Signal()
+    """Any dataset setting changed."""
+    sig_report = Signal(object)
+    """A file check finished; the argument is its JSON answer (a dict)."""
+
+    def __init__(self, parent=None):
+        super().__init__("Dataset", parent)
+        self.builtin_radio = QRadioButton("Built-in task (generated offline, every answer verifiable)")
+        self.file_radio = QRadioButton("My data file (JSONL, CSV, Parquet or a saved datasets folder)")
+        group = QButtonGroup(self)
+        group.addButton(self.builtin_radio)
+        group.addButton(self.file_radio)
+        self.builtin_radio.setChecked(True)
+        self.builtin_radio.toggled.connect(self._on_builtin_radio_toggled)
+        self.stack = QStackedWidget()
+        self.stack.addWidget(self._build_builtin())
+        self.stack.addWidget(self._build_file())
+        self.train_size = SpinBox(0, 1_000_000, 256)
+        self.eval_size = SpinBox(-1, 1_000_000, 64)
+        self.seed = SpinBox(0, 2**31 - 1, 0)
+        sizes = form_layout()
+        self.fields.update({
+            "data.train_size": Field(self.train_size, "training problems"),
+            "data.eval_size": Field(self.eval_size, "held-out problems for evaluation; never trained on"),
+            "data.seed": Field(self.seed),
+        })
+        row = QHBoxLayout()
+        row.addWidget(self.fields["data.train_size"])
+        row.addWidget(QLabel("held out"))
+        row.addWidget(self.fields["data.eval_size"])
+        row.addWidget(QLabel("seed"))
+        row.addWidget(self.fields["data.seed"])
+        sizes.addRow("Size", row)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.builtin_radio)
+        layout.addWidget(self.file_radio)
+        layout.addWidget(self.stack)
+        layout.addLayout(sizes)
+        for spin in (self.train_size, self.eval_size, self.seed):
+            spin.valueChanged.connect(self.sig_changed)
+
+        self.check_result: dict[str, Any] | None = None
+        self._proc: QProcess | None = None
+        self._check_again = False
+        self._check_timer = QTimer(self)
+        self._check_timer.setSingleShot(True)
+        self._check_timer.setInterval(400)
+        self._check_timer.timeout.connect(self._on_check_timer_timeout)
+
+    # ---- built-in tasks ---------------------------------------------------------------------------
+    def _build_builtin(self) -> QWidget:
+        page = QWidget()
+        self.task = ComboBox()
+        for name in data_catalogue.TASKS:
+            self.task.addItem(name, name)
+        self.task.currentIndexChanged.connect(self._on_task_index_changed)
+        self.task_info = label("", "muted")
+        self.sliders: dict[int, QSlider] = {}
+        self.slider_labels: dict[int, QLabel] = {}
+        mix = QWidget()
+        grid = QGridLayout(mix)
+        grid.setContentsMargins(0, 0, 0, 0)
+        grid.setHorizontalSpacing(10)
+        for col, level in enumerate(LEVELS):
+            slider = QSlider(Qt.Orientation.Vertical)
+            slider.setRange(0, 10)
+            slider.setValue(5)
+            slider.setFixedHeight(70)
+            slider.valueChanged.connect(self._on_slider_value_changed)
+            self.sliders[level] = slider
+            self.slider_labels[level] = QLabel("")
+            grid.addWidget(slider, 0, col, Qt.AlignmentFlag.AlignHCenter)
+            grid.addWidget(self.slider_labels[level], 1, col, Qt.AlignmentFlag.AlignHCenter)
+            grid.addWidget(QLabel(f"level {level}"), 2, col, Qt.AlignmentFlag.AlignHCenter)
+        self.uniform_button = QPushButton("Even mix")
+        self.uniform_button.clicked.connect(self._on_uniform_button_clicked)
+        grid.addWidget(self.uniform_button, 0, len(LEVELS), Qt.AlignmentFlag.AlignBottom)
+        grid.setColumnStretch(len(LEVELS) + 1, 1)
+        self.fields: dict[str, Field] = {
+            "data.source": Field(self.task),
+            "data.difficulty_mix": Field(mix, "share of problems per difficulty level (1 = easiest)"),
+        }
+        form = form_layout()
+        form.setContentsMargins(0, 0, 0, 0)
+        form.addRow("Task", self.fields["data.source"])
+        form.addRow("", self.task_info)
+        form.addRow("Difficulty mix", self.fields["data.difficulty_mix"])
+        page.setLayout(form)
+        self._on_task_index_changed(0)
+        return page
+
+    def _on_task_index_changed(self, _index: int) -> None:
+        task = self.task.currentData() or ""
+        self.task_info.setText(data_catalogue.TASK_INFO.get(task, ""))
+        levels = task_levels(task)
+        for level, slider in self.sliders.items():
+            slider.setEnabled(level in levels)
+        self._update_slider_labels()
+        self.sig_changed.emit()
+
+    def _on_slider_value_changed(self, _value: int) -> None:
+        self._update_slider_labels()
+        self.sig_changed.emit()
+
+    def _on_uniform_button_clicked(self) -> None:
+        for slider in self.sliders.values():
+            slider.blockSignals(True)
+            slider.setValue(5)
+            slider.blockSignals(False)
+        self._on_slider_value_changed(5)
+
+    def _update_slider_labels(self) -> None:
+        mix = self.mix()
+        total = sum(mix.values()) or 1.0
+        levels = task_levels(self.task.currentData() or "")
+        for level, lab in self.slider_labels.items():
+            share = (mix[str(level)] / total) if mix else (1 / len(levels) if level in levels else 0)
+            lab.setText(f"{share:.0%}" if level in levels else "—")
+
+    def mix(self) -> dict[str, float]:
+        """The difficulty mix for the spec: {} when even (the spec's "uniform")."""
+        levels = task_levels(self.task.currentData() or "")
+        values = {str(lv): self.sliders[lv].value() / 10 for lv in levels if lv in self.sliders}
+        return {} if len(set(values.values())) <= 1 and any(values.values()) else values
+
+    # ---- files ------------------------------------------------------------------------------------
+    def _build_file(self) -> QWidget:
+        page = QWidget()
+        self.path_edit = QLineEdit()
+        self.path_edit.setPlaceholderText("/path/to/data.jsonl")
+        self.path_edit.textChanged.connect(self._on_file_setting_changed)
+        browse = QPushButton("Choose file…")
+        browse.clicked.connect(self._on_browse_button_clicked)
+        folder = QPushButton("Choose folder…")
+        folder.clicked.connect(self._on_folder_button_clicked)
+        path_row = QWidget()
+        row = QHBoxLayout(path_row)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(self.path_edit, 1)
+        row.addWidget(browse)
+        row.addWidget(folder)
+        self.columns: dict[str, ComboBox] = {}
+        mapping = QWidget()
+        grid = QGridLayout(mapping)
+        grid.setContentsMargins(0, 0, 0, 0)
+        for i, (key, title) in enumerate((("question", "Question"), ("answer", "Answer"),
+                                          ("reasoning", "Reasoning (optional)"),
+                                          ("difficulty", "Difficulty (optional)"))):
+            combo = ComboBox()
+            combo.setEditable(True)
+            combo.currentTextChanged.connect(self._on_file_setting_changed)
+            self.columns[key] = combo
+            grid.addWidget(QLabel(title), 0, i)
+            grid.addWidget(combo, 1, i)
+        self.check_status = label("", "muted")
+        self.report_label = label("")
+        self.report_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.preview = QTableWidget()
+        self.preview.setMinimumHeight(150)
+        self.preview.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.preview.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        self.preview.horizontalHeader().setStretchLastSection(True)
+        self.preview.verticalHeader().setDefaultSectionSize(22)
+        self.file_fields = {"data.source": Field(path_row), "data.question": Field(mapping)}
+        layout = QVBoxLayout(page)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.file_fields["data.source"])
+        layout.addWidget(label("Column mapping", "muted"))
+        layout.addWidget(self.file_fields["data.question"])
+        layout.addWidget(self.check_status)
+        layout.addWidget(self.report_label)
+        layout.addWidget(self.preview)
+        return page
+
+    def _on_builtin_radio_toggled(self, on: bool) -> None:
+        self.stack.setCurrentIndex(0 if on else 1)
+        if not on:
+            self._check_timer.start()
+        self.sig_changed.emit()
+
+    def _on_browse_button_clicked(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Choose a data file", "",
+                                              "Data files (*.jsonl *.json *.csv *.tsv *.parquet);;All files (*)")
+        if path:
+            self.path_edit.setText(path)
+
+    def _on_folder_button_clicked(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Choose a saved datasets folder")
+        if path:
+            self.path_edit.setText(path)
+
+    def _on_file_setting_changed(self, _text: str = "") -> None:
+        self._check_timer.start()
+        self.sig_changed.emit()
+
+    def is_file(self) -> bool:
+        return self.file_radio.isChecked()
+
+    def _column(self, key: str) -> str:
+        text = self.columns[key].currentText().strip()
+        return "" if text == NONE else text
+
+    def _on_check_timer_timeout(self) -> None:
+        """Check the file in a separate process; one check at a time, the latest settings win."""
+        path = self.path_edit.text().strip()
+        if not self.is_file() or not path:
+            return
+        if self._proc is not None:
+            self._check_again = True
+            return
+        self.check_status.setText("Reading and checking the file…")
+        self._proc = QProcess(self)
+        self._proc.finished.connect(self._on_proc_finished)
+        self._proc.errorOccurred.connect(self._on_proc_error)
+        args = ["-m", "desktop.datacheck", path, "--question", self._column("question") or "question",
+                "--answer", self._column("answer") or "answer", "--reasoning", self._column("reasoning"),
+                "--difficulty", self._column("difficulty")]
+        self._proc.start(sys.executable, args)
+
+    def _on_proc_error(self, error: QProcess.ProcessError) -> None:
+        if error == QProcess.ProcessError.FailedToStart:
+            self._finish_check({"error": "could not start the file check", "columns": [], "rows": []})
+
+    def _on_proc_finished(self, code: int, _status: QProcess.ExitStatus) -> None:
+        proc = self._proc
+        out = bytes(proc.readAllStandardOutput()).decode("utf-8", errors="replace")
+        err = bytes(proc.readAllStandardError()).decode("utf-8", errors="replace")
+        try:
+            result = json.loads(out.strip().splitlines()[-1])
+        except (json.JSONDecodeError, IndexError):
+            result = {"error": f"the file check failed (exit code {code}): {err.strip()[-500:]}",
+                      "columns": [], "rows": []}
+        self._finish_check(result)
+
+    def _finish_check(self, result: dict[str, Any]) -> None:
+        if self._proc is not None:
+            self._proc.deleteLater()
+            self._proc = None
+        self.check_result = result
+        self._show_check(result)
+        self.sig_report.emit(result)
+        self.sig_changed.emit()
+        if self._check_again:
+            self._check_again = False
+            self._check_timer.start()
+
+    def _show_check(self, result: dict[str, Any]) -> None:
+        columns, rows = result.get("columns") or [], result.get("rows") or []
+        for key, combo in self.columns.items():
+            current = combo.currentText()
+            combo.blockSignals(True)
+            combo.clear()
+            if key in ("reasoning", "difficulty"):
+                combo.addItem(NONE)
+            combo.addItems(columns)
+            guess = current if current and (current in columns or current == NONE) else next(
+                (c for c in GUESSES[key] if c in columns and (key != "reasoning" or c != self._column("answer"))),
+                NONE if key in ("reasoning", "difficulty") else (columns[0] if columns else ""))
+            combo.setCurrentText(guess)
+            combo.blockSignals(False)
+        self.preview.clear()
+        self.preview.setColumnCount(len(columns))
+        self.preview.setRowCount(len(rows))
+        self.preview.setHorizontalHeaderLabels(columns)
+        for r, row in enumerate(rows):
+            for c, value in enumerate(row):
+                self.preview.setItem(r, c, QTableWidgetItem(str(value)))
+        report = result.get("report")
+        if result.get("error"):
+            self.check_status.setText("")
+            self.report_label.setProperty("role", "error")
+            self.report_label.setText(result["error"])
+        elif report is None:
+            self.check_status.setText(f"First {len(rows)} rows shown.")
+            self.report_label.setProperty("role", "warning")
+            self.report_label.setText("This version of the engine cannot validate files yet; the worker "
+                                      "checks the file when the run starts.")
+        else:
+            self.check_status.setText(f"First {len(rows)} rows shown.")
+            self.report_label.setProperty("role", "" if report.get("ok") else "error")
+            self.report_label.setText(report.get("text") or "")
+        self.report_label.style().unpolish(self.report_label)
+        self.report_label.style().polish(self.report_label)
+
+    def check_error(self) -> str | None:
+        """The file check's complaint, if the file cannot be used as mapped."""
+        if not self.is_file() or self.check_result is None:
+            return None
+        if self.check_result.get("error"):
+            return self.check_result["error"]
+        report = self.check_result.get("report")
+        if report is not None and not report.get("ok"):
+            return (report.get("text") or "the file has no usable rows").splitlines()[0]
+        return None
+
+    def checking(self) -> bool:
+        return self._proc is not None or self._check_timer.isActive()
+
+    # ---- spec -------------------------------------------------------------------------------------
+    def all_fields(self) -> dict[str, Field]:
+        """Field widgets by dotted spec path, for the mode shown (file or built-in)."""
+        fields = dict(self.fields)
+        if self.is_file():
+            fields.update(self.file_fields)
+            for key in ("answer", "reasoning", "difficulty"):
+                fields[f"data.{key}"] = self.file_fields["data.question"]
+            fields.pop("data.difficulty_mix", None)
+        return fields
+
+    def spec_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"train_size": self.train_size.value(), "eval_size": self.eval_size.value(),
+                               "seed": self.seed.value()}
+        if self.is_file():
+            out.update(source=self.path_edit.text().strip(), question=self._column("question") or "question",
+                       answer=self._column("answer") or "answer", reasoning=self._column("reasoning"),
+                       difficulty=self._column("difficulty"), difficulty_mix={})
+        else:
+            out.update(source=f"builtin:{self.task.currentData()}", difficulty_mix=self.mix())
+        return out
+
+    def set_spec_dict(self, data: dict[str, Any]) -> None:
+        source = str(data.get("source", "builtin:arithmetic"))
+        self.train_size.setValue(int(data.get("train_size", 256)))
+        self.eval_size.setValue(int(data.get("eval_size", 64)))
+        self.seed.setValue(int(data.get("seed", 0)))
+        if source.startswith("builtin:"):
+            self.builtin_radio.setChecked(True)
+            index = self.task.findData(source[len("builtin:"):])
+            self.task.setCurrentIndex(max(index, 0))
+            mix = {str(k): float(v) for k, v in (data.get("difficulty_mix") or {}).items()}
+            top = max(mix.values(), default=0) or 1.0
+            for level, slider in self.sliders.items():
+                slider.blockSignals(True)
+                slider.setValue(round(10 * mix.get(str(level), 0) / top) if mix else 5)
+                slider.blockSignals(False)
+            self._update_slider_labels()
+        else:
+            self.file_radio.setChecked(True)
+            for key in ("question", "answer", "reasoning", "difficulty"):
+                self.columns[key].setCurrentText(str(data.get(key) or (NONE if key in ("reasoning", "difficulty")
+                                                                       else key)))
+            self.path_edit.setText(source)
+        self.sig_changed.emit()

@@ -1,0 +1,190 @@
+"""Live charts: numpy buffers that take cheap appends, redrawn on the owner's timer.
+
+Data never triggers a redraw: `append` writes into a buffer and marks the plot dirty;
+the page's redraw timer calls `redraw()`, which touches only dirty plots. Curves use
+peak downsampling and clip to the view, so long runs stay cheap to draw.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt
+
+from desktop import theme
+
+
+class Series:
+    """One curve's points; grows by doubling, so appends are amortised O(1)."""
+
+    def __init__(self, capacity: int = 256):
+        self.x = np.empty(capacity)
+        self.y = np.empty(capacity)
+        self.n = 0
+
+    def append(self, x: float, y: float) -> None:
+        if self.n and x == self.x[self.n - 1]:  # the same step again (a resumed run redoes it): replace
+            self.y[self.n - 1] = y
+            return
+        if self.n == len(self.x):
+            self.x, self.y = np.resize(self.x, 2 * self.n), np.resize(self.y, 2 * self.n)
+        self.x[self.n], self.y[self.n] = x, y
+        self.n += 1
+
+    def data(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.x[: self.n], self.y[: self.n]
+
+
+class LivePlot(pg.PlotWidget):
+    """A chart of one or more live series, with stage boundaries and an empty-state note."""
+
+    def __init__(self, title: str, empty_note: str = "waiting for the first step", y_range: tuple | None = None,
+                 legend: bool = False, log_y: bool = False):
+        super().__init__()
+        self.title = title
+        self.series: dict[str, Series] = {}
+        self.curves: dict[str, pg.PlotDataItem] = {}
+        self._boundaries: list[tuple[pg.InfiniteLine, str]] = []
+        self._dirty = False
+        self._empty_note = empty_note
+        self.setMinimumHeight(150)
+        self.setMenuEnabled(False)
+        self.getPlotItem().setTitle(title)
+        self.getPlotItem().showGrid(x=True, y=True, alpha=0.15)
+        self.getPlotItem().hideButtons()
+        self.setMouseEnabled(x=True, y=False)
+        if log_y:
+            self.getPlotItem().setLogMode(y=True)
+        if y_range is not None:
+            self.setYRange(*y_range, padding=0.05)
+            self.getPlotItem().enableAutoRange(axis="y", enable=False)
+        self.legend = self.getPlotItem().addLegend(offset=(-8, 8), labelTextSize="8pt") if legend else None
+        self.note = pg.TextItem(empty_note, anchor=(0.5, 0.5))
+        self.note.setParentItem(self.getPlotItem().vb)
+        self.getPlotItem().vb.sigResized.connect(self._place_note)
+        self.apply_theme(theme.current())
+        theme.manager().sig_changed.connect(self.apply_theme)
+
+    # ---- data -------------------------------------------------------------------------------------
+    def add_series(self, name: str, label: str | None = None, color: str | None = None, width: float = 2.0,
+                   dash: bool = False) -> None:
+        if name in self.series:
+            return
+        color = color or theme.series_color(len(self.series))
+        pen = pg.mkPen(color, width=width, style=Qt.PenStyle.DashLine if dash else Qt.PenStyle.SolidLine)
+        curve = self.plot(pen=pen, name=label or name)
+        curve.setDownsampling(auto=True, method="peak")
+        curve.setClipToView(True)
+        self.series[name] = Series()
+        self.curves[name] = curve
+
+    def append(self, name: str, x: float, y: float) -> None:
+        if not math.isfinite(y):
+            return
+        if name not in self.series:
+            self.add_series(name)
+        self.series[name].append(x, y)
+        self._dirty = True
+
+    def point_count(self, name: str | None = None) -> int:
+        if name is not None:
+            return self.series[name].n if name in self.series else 0
+        return sum(s.n for s in self.series.values())
+
+    def clear_data(self) -> None:
+        for name in list(self.series):
+            self.removeItem(self.curves[name])
+            if self.legend is not None:
+                self.legend.removeItem(self.curves[name])
+        self.series.clear()
+        self.curves.clear()
+        for line, _ in self._boundaries:
+            self.removeItem(line)
+        self._boundaries.clear()
+        self._dirty = True
+
+    def add_boundary(self, x: float, label: str) -> None:
+        """A dashed vertical line where a stage starts."""
+        line = pg.InfiniteLine(pos=x, angle=90, movable=False, label=label,
+                               labelOpts={"position": 0.92, "color": theme.current().muted})
+        line.setPen(pg.mkPen(theme.current().muted, width=1, style=Qt.PenStyle.DashLine))
+        self.addItem(line, ignoreBounds=True)
+        self._boundaries.append((line, label))
+
+    def redraw(self, force: bool = False) -> None:
+        if not (self._dirty or force):
+            return
+        self._dirty = False
+        for name, series in self.series.items():
+            self.curves[name].setData(*series.data())
+        self.note.setVisible(self.point_count() == 0)
+
+    # ---- looks ------------------------------------------------------------------------------------
+    def set_empty_note(self, text: str) -> None:
+        self._empty_note = text
+        self.note.setText(text, color=theme.current().muted)
+
+    def _place_note(self) -> None:
+        rect = self.getPlotItem().vb.boundingRect()
+        self.note.setPos(rect.center())
+
+    def apply_theme(self, t: theme.Theme) -> None:
+        self.setBackground(t.base)
+        item = self.getPlotItem()
+        for axis in ("left", "bottom"):
+            ax = item.getAxis(axis)
+            ax.setPen(pg.mkPen(t.border))
+            ax.setTextPen(pg.mkPen(t.muted))
+        item.setTitle(self.title, color=t.text, size="10pt")
+        self.note.setText(self._empty_note, color=t.muted)
+        for line, _ in self._boundaries:
+            line.setPen(pg.mkPen(t.muted, width=1, style=Qt.PenStyle.DashLine))
+
+
+class StackedPlot(LivePlot):
+    """Two quantities stacked per step (thinking and answer tokens): filled bands, the total on top."""
+
+    def __init__(self, title: str, lower: tuple[str, str], upper: tuple[str, str], **kwargs):
+        super().__init__(title, legend=True, **kwargs)
+        (self.lower, lower_label), (self.upper, upper_label) = lower, upper
+        self._x, self._v, self._n = np.empty(256), np.zeros((256, 2)), 0  # (N,), (N, 2): lower, upper
+        c0, c1 = theme.series_color(0), theme.series_color(1)
+        self.base_curve = self.plot(pen=pg.mkPen(c0, width=1))
+        self.low_curve = self.plot(pen=pg.mkPen(c0, width=1.5), name=lower_label)
+        self.top_curve = self.plot(pen=pg.mkPen(c1, width=1.5), name=upper_label)
+        for curve in (self.base_curve, self.low_curve, self.top_curve):
+            curve.setDownsampling(auto=True, method="peak")
+            curve.setClipToView(True)
+        self.addItem(pg.FillBetweenItem(self.base_curve, self.low_curve, brush=pg.mkBrush(c0 + "90")))
+        self.addItem(pg.FillBetweenItem(self.low_curve, self.top_curve, brush=pg.mkBrush(c1 + "90")))
+
+    def append(self, name: str, x: float, y: float) -> None:
+        if name not in (self.lower, self.upper) or not math.isfinite(y):
+            return
+        if not self._n or self._x[self._n - 1] != x:  # a new step: a new row of zeros
+            if self._n == len(self._x):
+                self._x = np.resize(self._x, 2 * self._n)
+                self._v = np.concatenate([self._v, np.zeros_like(self._v)])
+            self._x[self._n], self._v[self._n] = x, 0.0
+            self._n += 1
+        self._v[self._n - 1, 0 if name == self.lower else 1] = y
+        self._dirty = True
+
+    def point_count(self, name: str | None = None) -> int:
+        return self._n
+
+    def clear_data(self) -> None:
+        self._n = 0
+        super().clear_data()
+
+    def redraw(self, force: bool = False) -> None:
+        if not (self._dirty or force):
+            return
+        self._dirty = False
+        x, v = self._x[: self._n], self._v[: self._n]
+        self.base_curve.setData(x, np.zeros_like(x))
+        self.low_curve.setData(x, v[:, 0])
+        self.top_curve.setData(x, v[:, 0] + v[:, 1])
+        self.note.setVisible(self._n == 0)
