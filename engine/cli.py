@@ -172,6 +172,45 @@ def cmd_stop(args) -> int:
     return 0
 
 
+def cmd_data_check(args) -> int:
+    from engine.data.files import validate_file
+
+    report = validate_file(args.file, args.question, args.answer, reasoning=args.reasoning,
+                           difficulty=args.difficulty)
+    _out(report.format(max_problems=args.max_problems))
+    return 0 if report.ok else EXIT_FAILED
+
+
+def _print_summary(summary: dict) -> None:
+    keys = ["accuracy", "pass@1", "tokens", "think_tokens", "answer_tokens", "think_rate", "eot"]
+    labels = [k for k in summary if k != "deltas"]
+    _out(f"{'':<16}" + "".join(f"{label[-22:]:>24}" for label in labels))
+    extra = sorted({k for label in labels for k in summary[label] if k.startswith(("pass@", "accuracy/d"))})
+    for key in keys + [k for k in extra if k not in keys]:
+        _out(f"{key:<16}" + "".join(f"{summary[label].get(key, float('nan')):>24.4g}" for label in labels))
+    for key, value in summary.get("deltas", {}).items():
+        _out(f"{key:<16}{value:>+24.1f}")
+
+
+def cmd_eval(args) -> int:
+    from engine.evaluate import run_evaluation
+    from engine.store import RunStore
+
+    settings = {"num_samples": args.samples, "temperature": args.temperature,
+                "max_completion_length": args.max_tokens, "batch_size": args.batch_size, "seed": args.seed,
+                "prompt_mode": args.prompt_mode}
+    with RunStore(args.store) as store:
+        eval_id = store.create_evaluation(args.sources, args.task, args.n, settings)
+        _out(f"evaluation {eval_id}: {' vs '.join(args.sources)} on {args.n} held-out prompts of {args.task}")
+        try:
+            summary = run_evaluation(store, eval_id)
+        except Exception as exc:  # noqa: BLE001 - reported, not raised, at the command line
+            _out(f"evaluation failed: {type(exc).__name__}: {exc}")
+            return EXIT_FAILED
+        _print_summary(summary)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ponder", description="Reasoning fine-tuning on one workstation. "
                                      "With no command, opens the desktop app.")
@@ -192,6 +231,31 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("stop", help="ask a running run to stop with a checkpoint")
     p.add_argument("run_id", type=int)
     p.set_defaults(func=cmd_stop)
+    for name, count, help_ in (("eval", 1, "evaluate one source on held-out prompts"),
+                               ("compare", 2, "evaluate two sources on the same prompts, same decoding")):
+        p = sub.add_parser(name, help=help_, description="Sources: a model (bundled:NAME, builtin:tiny-random, a "
+                           "folder, a .gguf file, a hub id), run:ID (its final adapter), run:ID:STEP (a "
+                           "checkpoint), or an adapter folder with its spec.toml.")
+        p.add_argument("sources", nargs=count, metavar="SOURCE")
+        p.add_argument("--task", default="builtin:arithmetic", help="builtin:TASK or a data file (held-out split)")
+        p.add_argument("--n", type=int, default=32, help="prompts (default 32)")
+        p.add_argument("--samples", type=int, default=1, help="samples per prompt; pass@k up to this")
+        p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy")
+        p.add_argument("--max-tokens", type=int, default=256, help="max completion tokens")
+        p.add_argument("--batch-size", type=int, default=16)
+        p.add_argument("--prompt-mode", default="", choices=["", "think", "ellipsis", "budget"])
+        p.add_argument("--seed", type=int, default=0)
+        p.set_defaults(func=cmd_eval)
+    p = sub.add_parser("data", help="work with datasets")
+    data_sub = p.add_subparsers(dest="data_command", required=True)
+    p = data_sub.add_parser("check", help="validate a data file with a column mapping; exit 1 if no row is usable")
+    p.add_argument("file", type=Path)
+    p.add_argument("--question", default="question", help="column with the question (default: question)")
+    p.add_argument("--answer", default="answer", help="column with the reference answer (default: answer)")
+    p.add_argument("--reasoning", default=None, help="optional column with a reasoning trace")
+    p.add_argument("--difficulty", default=None, help="optional column with a difficulty level")
+    p.add_argument("--max-problems", type=int, default=10, help="problems listed by row (default 10)")
+    p.set_defaults(func=cmd_data_check)
     return parser
 
 

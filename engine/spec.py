@@ -18,7 +18,7 @@ from typing import Any
 import tomli_w
 
 STAGE_ORDER = ("sft", "judge", "grpo", "eval")
-AVAILABLE_STAGES = ("grpo",)
+AVAILABLE_STAGES = STAGE_ORDER
 BUNDLED_MODELS = ("smollm2-135m-instruct",)
 BUILTIN_MODELS = ("tiny-random",)
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -248,6 +248,86 @@ class GRPOSpec:
         return e
 
 
+TEACHER_PROMPT = ("Rewrite this reasoning as a terse sketch: keep every equation and key fact, drop "
+                  "restatements, hedges and double-checks. Reply with the sketch only.\n\n{reasoning}")
+
+
+@dataclass(kw_only=True)
+class SFTSpec:
+    """SFT cold start: fine-tune on sketch-style traces so the model learns the format and a terse way of thinking."""
+    max_steps: int = 30
+    learning_rate: float = 2e-4
+    batch_size: int = 4
+    max_length: int = 384  # tokens of prompt + target; longer examples are cut
+    trace: str = "sketch"  # train on: sketch (concise) or reasoning (the long trace as given)
+    converter: str = "rules"  # how long traces become sketches when the data has none: rules or teacher
+    teacher_source: str = ""  # model source of the teacher (converter = "teacher")
+    teacher_prompt: str = TEACHER_PROMPT  # {reasoning} is replaced by the long trace
+    save_steps: int = 50
+
+    def problems(self, p: str) -> list[SpecError]:
+        e: list[SpecError] = []
+        for name in ("max_steps", "batch_size", "max_length", "save_steps"):
+            if getattr(self, name) < 1:
+                _err(e, p, name, f"must be at least 1; got {getattr(self, name)}.")
+        if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
+            _err(e, p, "learning_rate", f"must be a positive number; got {self.learning_rate}. Try 2e-4 with LoRA.")
+        if self.trace not in ("sketch", "reasoning"):
+            _err(e, p, "trace", f"must be sketch or reasoning; got {self.trace!r}.")
+        if self.converter not in ("rules", "teacher"):
+            _err(e, p, "converter", f"must be rules or teacher; got {self.converter!r}.")
+        if self.converter == "teacher":
+            if not self.teacher_source.strip():
+                _err(e, p, "teacher_source", "the teacher converter needs a teacher model source.")
+            if "{reasoning}" not in self.teacher_prompt:
+                _err(e, p, "teacher_prompt", "must contain {reasoning}, where the long trace goes.")
+        return e
+
+
+@dataclass(kw_only=True)
+class JudgeSpec:
+    """The judge reward model: a sequence-classification head (LoRA on the base) trained on preference pairs."""
+    max_steps: int = 30
+    learning_rate: float = 1e-4
+    batch_size: int = 8  # pairs per step
+    max_length: int = 384
+    eval_pairs: int = 32  # held-out pairs for the pairwise accuracy
+    save_steps: int = 50
+
+    def problems(self, p: str) -> list[SpecError]:
+        e: list[SpecError] = []
+        for name in ("max_steps", "batch_size", "max_length", "save_steps"):
+            if getattr(self, name) < 1:
+                _err(e, p, name, f"must be at least 1; got {getattr(self, name)}.")
+        if self.eval_pairs < 0:
+            _err(e, p, "eval_pairs", f"cannot be negative; got {self.eval_pairs}.")
+        if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
+            _err(e, p, "learning_rate", f"must be a positive number; got {self.learning_rate}.")
+        return e
+
+
+@dataclass(kw_only=True)
+class EvalSpec:
+    """Evaluation on the held-out split: the trained model, and the base model for the deltas."""
+    num_samples: int = 1  # completions per prompt; pass@k is reported for k up to this
+    temperature: float = 0.0  # 0 = greedy (only with one sample)
+    max_completion_length: int = 256
+    batch_size: int = 16  # prompts per generate call
+    compare_base: bool = True  # also evaluate the base model on the same prompts
+
+    def problems(self, p: str) -> list[SpecError]:
+        e: list[SpecError] = []
+        for name in ("num_samples", "max_completion_length", "batch_size"):
+            if getattr(self, name) < 1:
+                _err(e, p, name, f"must be at least 1; got {getattr(self, name)}.")
+        if self.temperature < 0:
+            _err(e, p, "temperature", f"cannot be negative; got {self.temperature}.")
+        if self.num_samples > 1 and self.temperature == 0:
+            _err(e, p, "temperature", "several samples per prompt need sampling: set a temperature > 0 "
+                                      "(0.6 is typical) or num_samples = 1.")
+        return e
+
+
 @dataclass(kw_only=True)
 class RunSpec:
     name: str = "run"
@@ -258,6 +338,9 @@ class RunSpec:
     data: DataSpec = field(default_factory=DataSpec)
     rewards: RewardSpec = field(default_factory=RewardSpec)
     grpo: GRPOSpec = field(default_factory=GRPOSpec)
+    sft: SFTSpec = field(default_factory=SFTSpec)
+    judge: JudgeSpec = field(default_factory=JudgeSpec)
+    eval: EvalSpec = field(default_factory=EvalSpec)
 
     def __post_init__(self) -> None:
         problems = self.problems()
@@ -279,8 +362,23 @@ class RunSpec:
         known = [s for s in self.stages if s in STAGE_ORDER]
         if known != sorted(known, key=STAGE_ORDER.index) or len(set(known)) != len(known):
             _err(e, "", "stages", f"stages run once each, in the order {' → '.join(STAGE_ORDER)}.")
-        return (e + self.model.problems("model.") + self.data.problems("data.")
-                + self.rewards.problems("rewards.") + self.grpo.problems("grpo."))
+        e += self.model.problems("model.") + self.data.problems("data.") + self.rewards.problems("rewards.")
+        for stage in STAGE_ORDER:  # a stage's settings are checked only when the stage runs
+            if stage in self.stages:
+                e += getattr(self, stage).problems(f"{stage}.")
+        uses_judge = self.rewards.weights.get("judge", self._preset_weight("judge"))
+        if "grpo" in self.stages and uses_judge and "judge" not in self.stages:
+            _err(e, "", "stages", "the reward preset uses the judge reward model: add the judge stage before grpo, "
+                                  "or set rewards.weights.judge = 0.")
+        if "eval" in self.stages and self.data.eval_size < 1:
+            _err(e, "", "data.eval_size", "the eval stage needs held-out examples; set eval_size to at least 1.")
+        return e
+
+    def _preset_weight(self, name: str) -> float:
+        from engine.rewards.presets import PRESETS
+
+        preset = PRESETS.get(self.rewards.preset)
+        return preset.components.get(name, 0.0) if preset else 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

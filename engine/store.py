@@ -43,6 +43,11 @@ _SCHEMA: dict[str, dict[str, Any]] = {
         "tokens": int, "think_tokens": int, "answer_tokens": int, "mode": str, "correct": int,
         "reward": float, "difficulty": int, "sample": int,
     },
+    "evaluations": {
+        "id": int, "run_id": int, "created": float, "status": str, "sources": str, "task": str, "n": int,
+        "settings": str, "summary": str, "progress": int, "total": int, "error": str, "pid": int,
+        "pid_started": float, "finished": float,
+    },
     "artifacts": {"id": int, "run_id": int, "stage": str, "kind": str, "path": str, "meta": str, "created": float},
     "commands": {"id": int, "run_id": int, "command": str, "created": float, "handled": float},
     "events": {"id": int, "run_id": int, "time": float, "level": str, "message": str, "stage": str, "step": int},
@@ -53,10 +58,11 @@ _INDEXES = {
     "stages": [["run_id", "stage"]],
     "generations": [["eval_id", "id"]],
     "artifacts": [["run_id"]],
+    "evaluations": [["run_id"]],
     "commands": [["run_id", "handled"]],
     "events": [["run_id", "id"]],
 }
-_JSON_COLUMNS = {"spec", "rewards", "meta"}
+_JSON_COLUMNS = {"spec", "rewards", "meta", "sources", "settings", "summary"}
 
 
 def _decode(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -271,6 +277,35 @@ class RunStore:
     def generations(self, eval_id: int, after_id: int = 0) -> list[dict[str, Any]]:
         return list(self.db["generations"].rows_where("eval_id = ? AND id > ?", [eval_id, after_id],
                                                       order_by="id"))
+
+    # ---- evaluations (a set of sources evaluated on the same prompts) -----------------------------
+    def create_evaluation(self, sources: list[str], task: str, n: int, settings: Mapping[str, Any],
+                          run_id: int | None = None) -> int:
+        return self._insert("evaluations", {
+            "run_id": run_id, "created": time.time(), "status": "queued", "sources": json.dumps(list(sources)),
+            "task": task, "n": n, "settings": json.dumps(dict(settings)), "summary": json.dumps({}),
+            "progress": 0, "total": 0, "error": None, "finished": None})
+
+    def update_evaluation(self, eval_id: int, **fields: Any) -> None:
+        for key in ("sources", "settings", "summary"):
+            if key in fields and not isinstance(fields[key], str):
+                fields[key] = json.dumps(fields[key])
+        self._update("evaluations", eval_id, fields)
+
+    def get_evaluation(self, eval_id: int) -> dict[str, Any]:
+        try:
+            row = _decode(self.db["evaluations"].get(eval_id))
+        except sqlite_utils.db.NotFoundError:
+            raise KeyError(f"no evaluation with id {eval_id} in {self.path}") from None
+        if row["status"] == "running" and not process_alive(row.get("pid"), row.get("pid_started")):
+            self.update_evaluation(eval_id, status="failed", finished=time.time(),
+                                   error="the evaluation process exited without recording an end")
+            row = _decode(self.db["evaluations"].get(eval_id))
+        return row
+
+    def list_evaluations(self, run_id: int | None = None) -> list[dict[str, Any]]:
+        where, args = ("run_id = ?", [run_id]) if run_id is not None else (None, None)
+        return [_decode(r) for r in self.db["evaluations"].rows_where(where, args, order_by="id")]
 
     def integrity_check(self) -> str:
         return self.db.conn.execute("PRAGMA integrity_check").fetchone()[0]

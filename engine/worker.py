@@ -64,7 +64,9 @@ def run_worker(run_dir: Path, store: RunStore, resume: bool = False) -> int:
         ctx = StageContext(store=store, run_id=run_id, run_dir=run_dir, spec=spec, placement=placement,
                            resume=resume)
         ctx.event("info", f"worker started (pid {os.getpid()}) on {placement.device}, {placement.dtype_name}")
-        done = {s["stage"] for s in store.stages(run_id) if s["status"] == "succeeded"} if resume else set()
+        done = {s["stage"] for s in store.stages(run_id) if s["status"] in ("succeeded", "skipped")} if resume else set()
+        if resume:
+            restore_outputs(ctx)
         status = "succeeded"
         for stage in spec.stages:
             if stage in done:
@@ -75,7 +77,9 @@ def run_worker(run_dir: Path, store: RunStore, resume: bool = False) -> int:
             status = _stage_module(stage).run(ctx)
             if main:
                 store.set_stage(run_id, stage, status=status, finished=time.time())
-            if status != "succeeded":
+            if status == "skipped":
+                status = "succeeded"
+            elif status != "succeeded":
                 break
         if main:
             store.update_run(run_id, status=status, finished=time.time())
@@ -91,6 +95,15 @@ def run_worker(run_dir: Path, store: RunStore, resume: bool = False) -> int:
             if stage:
                 store.set_stage(run_id, stage, status="failed", finished=time.time())
         return EXIT_FAILED
+
+
+def restore_outputs(ctx) -> None:
+    """On resume, what finished stages handed on (the SFT adapter, the judge) comes back from the artifacts."""
+    for art in ctx.store.artifacts(ctx.run_id):
+        if art["stage"] == "sft" and art["kind"] == "adapter":
+            ctx.outputs["sft_adapter"] = Path(art["path"])
+        elif art["kind"] == "judge":
+            ctx.outputs["judge_path"] = Path(art["path"])
 
 
 def _stage_module(stage: str):

@@ -23,8 +23,8 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QPushButton,
     QRadioButton,
+    QSizePolicy,
     QSlider,
-    QStackedWidget,
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
@@ -70,29 +70,26 @@ class DataPicker(QGroupBox):
         group.addButton(self.file_radio)
         self.builtin_radio.setChecked(True)
         self.builtin_radio.toggled.connect(self._on_builtin_radio_toggled)
-        self.stack = QStackedWidget()
-        self.stack.addWidget(self._build_builtin())
-        self.stack.addWidget(self._build_file())
+        self.builtin_page = self._build_builtin()
+        self.file_page = self._build_file()
+        self.file_page.hide()  # one of the two pages shows; a hidden one takes no room
         self.train_size = SpinBox(0, 1_000_000, 256)
         self.eval_size = SpinBox(-1, 1_000_000, 64)
         self.seed = SpinBox(0, 2**31 - 1, 0)
-        sizes = form_layout()
         self.fields.update({
-            "data.train_size": Field(self.train_size, "training problems"),
-            "data.eval_size": Field(self.eval_size, "held-out problems for evaluation; never trained on"),
+            "data.train_size": Field(self.train_size),
+            "data.eval_size": Field(self.eval_size, "never trained on; used for evaluation"),
             "data.seed": Field(self.seed),
         })
-        row = QHBoxLayout()
-        row.addWidget(self.fields["data.train_size"])
-        row.addWidget(QLabel("held out"))
-        row.addWidget(self.fields["data.eval_size"])
-        row.addWidget(QLabel("seed"))
-        row.addWidget(self.fields["data.seed"])
-        sizes.addRow("Size", row)
+        sizes = form_layout()
+        sizes.addRow("Training problems", self.fields["data.train_size"])
+        sizes.addRow("Held out", self.fields["data.eval_size"])
+        sizes.addRow("Data seed", self.fields["data.seed"])
         layout = QVBoxLayout(self)
         layout.addWidget(self.builtin_radio)
         layout.addWidget(self.file_radio)
-        layout.addWidget(self.stack)
+        layout.addWidget(self.builtin_page)
+        layout.addWidget(self.file_page)
         layout.addLayout(sizes)
         for spin in (self.train_size, self.eval_size, self.seed):
             spin.valueChanged.connect(self.sig_changed)
@@ -116,6 +113,7 @@ class DataPicker(QGroupBox):
         self.sliders: dict[int, QSlider] = {}
         self.slider_labels: dict[int, QLabel] = {}
         mix = QWidget()
+        mix.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Fixed)
         grid = QGridLayout(mix)
         grid.setContentsMargins(0, 0, 0, 0)
         grid.setHorizontalSpacing(10)
@@ -231,7 +229,8 @@ class DataPicker(QGroupBox):
         return page
 
     def _on_builtin_radio_toggled(self, on: bool) -> None:
-        self.stack.setCurrentIndex(0 if on else 1)
+        self.builtin_page.setVisible(on)
+        self.file_page.setVisible(not on)
         if not on:
             self._check_timer.start()
         self.sig_changed.emit()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QWheelEvent
+from PySide6.QtGui import QColor, QPalette, QWheelEvent
 from PySide6.QtWidgets import (
     QAbstractSpinBox,
     QComboBox,
@@ -50,8 +50,14 @@ class Field(QWidget):
         self.editor.setToolTip(message or "")
         if bool(self.editor.property("invalid")) != bool(message):
             self.editor.setProperty("invalid", bool(message))
-            self.editor.style().unpolish(self.editor)
-            self.editor.style().polish(self.editor)
+            if message:  # tint the editor (and the inputs inside a composite editor)
+                t = theme.current()
+                palette = self.editor.palette()
+                for role in (QPalette.ColorRole.Base, QPalette.ColorRole.Button):
+                    palette.setColor(role, QColor(t.error_soft))
+                self.editor.setPalette(palette)
+            else:
+                self.editor.setPalette(QPalette())
 
     def error_text(self) -> str:
         return self.error.text()
@@ -116,9 +122,12 @@ class DoubleSpinBox(_NoWheelMixin, QDoubleSpinBox):
 
 
 class ComboBox(_NoWheelMixin, QComboBox):
-    def __init__(self):
+    def __init__(self, min_chars: int = 12):
         super().__init__()
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        # long item texts must not force the form wider than the window; the popup still shows them whole
+        self.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.setMinimumContentsLength(min_chars)
 
 
 class SciEdit(QLineEdit):

@@ -8,6 +8,7 @@ user sees what each weight does before a run starts. Token lengths there are est
 
 from __future__ import annotations
 
+import html
 from functools import partial
 from typing import Any
 
@@ -89,7 +90,10 @@ class RewardEditor(QGroupBox):
         super().__init__("Rewards", parent)
         self.max_completion_length = 128
         self.presets = QListWidget()
-        self.presets.setMaximumWidth(230)
+        self.presets.setMinimumWidth(200)
+        self.presets.setMaximumWidth(240)
+        self.presets.setWordWrap(True)
+        self.presets.setSpacing(2)
         for name, preset in PRESETS.items():
             item = QListWidgetItem(f"{name}\n{preset.reproduces or 'your own reward functions'}")
             item.setData(Qt.ItemDataRole.UserRole, name)
@@ -106,7 +110,8 @@ class RewardEditor(QGroupBox):
         self.components.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
         self.components.horizontalHeader().setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
         self.components.horizontalHeader().setSectionResizeMode(2, QHeaderView.ResizeMode.Stretch)
-        self.components.setWordWrap(True)
+        self.components.setWordWrap(False)
+        self.components.setMaximumHeight(160)
         self.components.currentCellChanged.connect(self._on_components_current_cell_changed)
         self.add_combo = ComboBox()
         self.add_combo.addItem("Add a component…", "")
@@ -134,7 +139,7 @@ class RewardEditor(QGroupBox):
         self.preview.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.preview.verticalHeader().setDefaultSectionSize(22)
         self.preview.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
-        self.preview.setMinimumHeight(170)
+        self.preview.setFixedHeight(28 + 23 * len(SAMPLES))
 
         self.weights: dict[str, DoubleSpinBox] = {}
         self.param_values: dict[str, dict[str, float]] = {}  # component -> constant -> value (changed ones)
@@ -194,9 +199,13 @@ class RewardEditor(QGroupBox):
 
     def _set_components(self, weights: dict[str, float]) -> None:
         self.components.setRowCount(0)
+        self._show_constants("")
         self.weights = {}
         for name, weight in weights.items():
             self._add_row(name, weight)
+        if weights:
+            self.components.setCurrentCell(0, 0)
+            self._show_constants(next(iter(weights)))
 
     def _add_row(self, name: str, weight: float) -> None:
         row = self.components.rowCount()
@@ -216,7 +225,6 @@ class RewardEditor(QGroupBox):
         formula_item.setToolTip(text)
         self.components.setItem(row, 2, formula_item)
         self.weights[name] = spin
-        self.components.resizeRowsToContents()
 
     def _on_add_combo_activated(self, index: int) -> None:
         name = self.add_combo.itemData(index)
@@ -232,9 +240,13 @@ class RewardEditor(QGroupBox):
     def _show_constants(self, name: str) -> None:
         defaults = COMPONENT_PARAMS.get(name, {})
         self.constants.setRowCount(0)
-        self.constants_title.setText(f"Constants of {name}" if defaults else
-                                     (f"{name} has no constants" if name else "Select a component to edit its "
-                                                                              "constants"))
+        try:
+            text = formula(name)
+        except ValueError:
+            text = "a function from your custom file"
+        consts = "its constants:" if defaults else "no constants."
+        self.constants_title.setText(f"<b>{name}</b> = {html.escape(text)}; {consts}" if name else
+                                     "Select a component to see its formula and constants.")
         self.constants.setVisible(bool(defaults))
         for key, default in defaults.items():
             row = self.constants.rowCount()

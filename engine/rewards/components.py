@@ -106,7 +106,7 @@ def group_length(prompts, completions, **kwargs) -> list[float | None]:
     correct, `min(0, lam)` if wrong; 0 for the whole group when all lengths are equal.
     None where the row has no reference answer.
 
-    Source: Kimi k1.5 (length penalty, section 2.3.3).
+    Source: Kimi k1.5 technical report (length penalty).
     """
     n = len(completions)
     right = correctness(parse_batch(completions, kwargs), kwargs)

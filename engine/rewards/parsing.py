@@ -152,8 +152,11 @@ def is_correct(pred: str | None, gold: str) -> bool:
     "1/2" == "0.5" == "\\frac{1}{2}" and "42" == "42.0". Never raises: bad input is False.
 
     A reference holding a whole solution ("... #### 42", "\\boxed{42}") is reduced to its
-    final answer first. Runs in any thread: math-verify's signal-based timeouts are off,
-    and strings over 500 characters skip it (only the exact/numeric fast path applies).
+    final answer first. Runs in any thread: math-verify's signal-based timeouts are off
+    (they cannot interrupt sympy's big-integer arithmetic anyway); instead, strings over 500
+    characters and ones sympy could evaluate without end (exponent towers, 5+ digit
+    exponents or factorials, sums, integrals, limits) skip math-verify and are compared
+    only by the exact and numeric fast paths.
     """
     if pred is None or gold is None:
         return False
@@ -164,7 +167,7 @@ def is_correct(pred: str | None, gold: str) -> bool:
         return False
 
 
-@functools.lru_cache(maxsize=65536)
+@functools.lru_cache(maxsize=16384)
 def _is_correct_cached(pred: str, gold: str) -> bool:
     gold = extract_answer(gold) or _clean(gold) or ""
     pred = _clean(pred) or ""
@@ -175,9 +178,28 @@ def _is_correct_cached(pred: str, gold: str) -> bool:
     a, b = _as_number(pred), _as_number(gold)
     if a is not None and b is not None:
         return a == b  # both plain numbers: value comparison without sympy
-    if len(pred) > _MAX_VERIFY_CHARS or len(gold) > _MAX_VERIFY_CHARS:
+    if _too_costly(pred) or _too_costly(gold):
         return False
     return _verify(pred, gold)
+
+
+# Inputs sympy evaluates exactly and forever (10^{10^{10}} is a 10-billion-digit integer),
+# inside one C call that neither a signal nor a thread time limit can interrupt.
+_COSTLY = re.compile(
+    r"(?:\^|\*\*)\s*[{(]?\s*-?\d{5,}"          # a 5+ digit exponent: 2^{10000} (2^{2024} is fine)
+    r"|(?:\^|\*\*)\s*-?\d+\s*(?:\^|\*\*)"       # a tower without braces: 9^9^9
+    r"|\^\s*\{[^{}]*\^"                        # a tower in braces: 10^{10^{10}}
+    r"|\*\*\s*\([^()]*(?:\^|\*\*)"              # a tower in parentheses: 10**(10**10)
+    r"|\^\s*\{[^{}]*\}\s*(?:\^|\*\*)"            # a tower of groups: 10^{10}^{10}
+    r"|\d{5,}\s*!|[})]\s*!"                     # a big factorial, or one of a group: (10^9)!
+    r"|\\(?:sum|prod|int|lim)\b"                # series, products, integrals, limits
+)
+
+
+def _too_costly(s: str) -> bool:
+    """Whether `s` is too long or could make sympy run without end; such answers are only
+    compared by the exact and numeric fast paths."""
+    return len(s) > _MAX_VERIFY_CHARS or _COSTLY.search(s) is not None
 
 
 def _as_number(s: str) -> float | None:

@@ -64,7 +64,12 @@ def run(ctx: StageContext) -> str:
 
     # ---- data and rewards ------------------------------------------------------------------------
     train_dataset = build_dataset(ctx, tokenizer)
-    funcs, weights = build_rewards(ctx, extra=ctx.outputs.get("reward_models"))
+    extra = {}
+    if ctx.outputs.get("judge_path"):
+        from engine.stages.judge import judge_reward
+
+        extra["judge"] = judge_reward(ctx.outputs["judge_path"], ctx.placement)
+    funcs, weights = build_rewards(ctx, extra=extra)
     names = [getattr(f, "__name__", type(f).__name__) for f in funcs]
     recorder = TraceRecorder(ctx.store, ctx.run_id, STAGE, tokenizer, dict(zip(names, weights, strict=True)),
                              traces_per_step=g.traces_per_step, seed=spec.seed, write=is_main_process())

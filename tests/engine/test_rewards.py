@@ -7,6 +7,8 @@ import pickle
 import threading
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from engine.rewards import (
     COMPONENT_PARAMS,
@@ -141,6 +143,33 @@ CORRECT_CASES = [
 @pytest.mark.parametrize(("pred", "gold", "expected"), CORRECT_CASES)
 def test_is_correct(pred, gold, expected):
     assert is_correct(pred, gold) is expected
+
+
+@pytest.mark.parametrize("pred", [
+    "10^{10^{10}}",     # a ten-billion-digit integer if sympy evaluated it
+    "9^9^9^9",          # a tower without braces
+    "10**(10**10)",     # Python-style tower
+    "2^{100000}",       # a huge exponent
+    "(10^9)!",          # a huge factorial
+    "\\sum_{k=1}^{10^9} k",  # a sum sympy would try to evaluate
+])
+def test_is_correct_returns_at_once_on_answers_sympy_would_evaluate_forever(pred):
+    assert is_correct(pred, "1") is False
+
+
+MATHY = st.lists(st.sampled_from([*"0123456789+-*/^!(){}=.,x $%\\", "\\frac", "\\sqrt", "\\boxed{",
+                                  "<think>", "</think>", "<answer>", "</answer>", "####", "\\pi"]),
+                 max_size=20).map("".join)
+
+
+@settings(max_examples=200, deadline=None)
+@given(MATHY, MATHY)
+def test_parsing_and_is_correct_never_raise(a, b):
+    # any text a model or a dataset produces is parsed and compared without an exception
+    parsed = parse_response(a, b)
+    assert parsed.mode in ("think", "no_think")
+    extract_answer(a)
+    assert isinstance(is_correct(a, b), bool)
 
 
 def test_is_correct_never_raises_on_odd_types():
