@@ -86,6 +86,10 @@ class ThemeManager(QObject):
         theme = resolve(self.mode)
         app = QApplication.instance()
         app.setStyle("Fusion")
+        font = app.font()
+        if 0 < font.pointSizeF() < 10:  # some minimal desktops default to 9 pt, small for dense forms
+            font.setPointSizeF(10)
+            app.setFont(font)
         app.setPalette(palette(theme))
         app.setStyleSheet(style_sheet(theme))
         self.theme = theme

@@ -222,6 +222,12 @@ def run_evaluation(store, eval_id: int, placement=None, default_model=None, exam
             examples = load_examples(ev["task"], n=ev["n"], seed=settings.seed, split="eval")
         if sources is None:
             sources = [resolve_source(s, store, default_model) for s in ev["sources"]]
+        seen: set[str] = set()
+        for s in sources:  # the same source twice (a seed check) still gets two columns
+            base, k = s.label, 2
+            while s.label in seen:
+                s.label, k = f"{base} ({k})", k + 1
+            seen.add(s.label)
         store.update_evaluation(eval_id, sources=[s.label for s in sources])
         total = len(sources) * len(examples)
         store.update_evaluation(eval_id, total=total)

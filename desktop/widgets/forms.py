@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QColor, QPalette, QWheelEvent
+from PySide6.QtGui import QWheelEvent
 from PySide6.QtWidgets import (
     QAbstractSpinBox,
     QComboBox,
@@ -49,15 +49,13 @@ class Field(QWidget):
         self.error.setVisible(bool(message))
         self.editor.setToolTip(message or "")
         if bool(self.editor.property("invalid")) != bool(message):
-            self.editor.setProperty("invalid", bool(message))
-            if message:  # tint the editor (and the inputs inside a composite editor)
-                t = theme.current()
-                palette = self.editor.palette()
-                for role in (QPalette.ColorRole.Base, QPalette.ColorRole.Button):
-                    palette.setColor(role, QColor(t.error_soft))
-                self.editor.setPalette(palette)
-            else:
-                self.editor.setPalette(QPalette())
+            # the style sheet tints inputs with invalid=true; a composite editor tints the inputs inside it
+            inputs = [self.editor, *self.editor.findChildren(QLineEdit), *self.editor.findChildren(QAbstractSpinBox),
+                      *self.editor.findChildren(QComboBox)]
+            for widget in inputs:
+                widget.setProperty("invalid", bool(message))
+                widget.style().unpolish(widget)
+                widget.style().polish(widget)
 
     def error_text(self) -> str:
         return self.error.text()

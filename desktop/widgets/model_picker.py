@@ -71,7 +71,7 @@ class ModelPicker(QGroupBox):
         self.info = label("", "muted")
         self._fill_combo()
 
-        self.lora_enabled = QCheckBox("Train a LoRA adapter (off: full fine-tuning, far more memory)")
+        self.lora_enabled = QCheckBox("Train a LoRA adapter")
         self.lora_r = SpinBox(0, 1024, 16)
         self.lora_alpha = SpinBox(0, 4096, 32)
         self.lora_dropout = DoubleSpinBox(0, 0.99, 0.05, 0.05, 2)
@@ -81,19 +81,20 @@ class ModelPicker(QGroupBox):
         self.device.setEditable(True)
         self.dtype = ComboBox()
         self.dtype.addItems(DTYPES)
-        self.trust = QCheckBox("Trust remote code (runs code shipped with the model: only for models you trust)")
+        self.trust = QCheckBox("Trust remote code")
         advanced = QWidget()
         form = form_layout()
         form.setContentsMargins(0, 0, 0, 0)
         self.fields: dict[str, Field] = {
-            "model.lora.enabled": Field(self.lora_enabled),
+            "model.lora.enabled": Field(self.lora_enabled, "off: full fine-tuning, which needs far more memory"),
             "model.lora.r": Field(self.lora_r, "LoRA rank: 8 or 16 is typical"),
             "model.lora.alpha": Field(self.lora_alpha, "scale; twice the rank is typical"),
             "model.lora.dropout": Field(self.lora_dropout),
             "model.lora.target_modules": Field(self.lora_targets, "modules to adapt, comma separated"),
             "model.device": Field(self.device, "auto: CUDA if available, else CPU"),
             "model.dtype": Field(self.dtype, "auto: bfloat16 on CUDA, float32 on CPU"),
-            "model.trust_remote_code": Field(self.trust),
+            "model.trust_remote_code": Field(self.trust, "runs code shipped with the model: only for models you "
+                                                          "trust"),
         }
         for name, text in (("model.lora.enabled", ""), ("model.lora.r", "LoRA rank"), ("model.lora.alpha", "LoRA alpha"),
                            ("model.lora.dropout", "LoRA dropout"), ("model.lora.target_modules", "Target modules"),

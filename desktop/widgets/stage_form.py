@@ -59,7 +59,7 @@ class StageForm(QGroupBox):
         self.save_steps = SpinBox(0, 1_000_000, d.save_steps)
         self.traces_per_step = SpinBox(0, 65536, d.traces_per_step)
         self.traces_per_step.setSpecialValueText("all")
-        self.grad_ckpt = QCheckBox("Gradient checkpointing (less memory, a little slower)")
+        self.grad_ckpt = QCheckBox("Gradient checkpointing")
         self.run_seed = SpinBox(0, 2**31 - 1, 42)
         self.output_dir = QLineEdit()
         self.output_dir.setPlaceholderText("under the Ponder home")
@@ -79,7 +79,7 @@ class StageForm(QGroupBox):
             "grpo.gradient_accumulation_steps": Field(self.grad_accum),
             "grpo.save_steps": Field(self.save_steps, "checkpoint every N steps (and at the end and on stop)"),
             "grpo.traces_per_step": Field(self.traces_per_step, "completions kept per step for the monitor"),
-            "grpo.gradient_checkpointing": Field(self.grad_ckpt),
+            "grpo.gradient_checkpointing": Field(self.grad_ckpt, "less memory, a little slower"),
             "seed": Field(self.run_seed),
             "output_dir": Field(self.output_dir),
         }

@@ -42,6 +42,12 @@ def build_rewards(ctx: StageContext, extra: dict | None = None):
                               max_completion_length=g.max_completion_length, extra=extra)
 
 
+def _weight(spec, name: str) -> float:
+    from engine.rewards.presets import PRESETS
+
+    return spec.rewards.weights.get(name, PRESETS[spec.rewards.preset].components.get(name, 0.0))
+
+
 def run(ctx: StageContext) -> str:
     """Train; returns the stage's end status: "succeeded" or "stopped"."""
     from trl import GRPOConfig, GRPOTrainer
@@ -69,6 +75,11 @@ def run(ctx: StageContext) -> str:
         from engine.stages.judge import judge_reward
 
         extra["judge"] = judge_reward(ctx.outputs["judge_path"], ctx.placement)
+    likelihood = None
+    if _weight(spec, "reference_likelihood"):
+        from engine.rewards.likelihood import ReferenceLikelihood
+
+        extra["reference_likelihood"] = likelihood = ReferenceLikelihood(tokenizer)
     funcs, weights = build_rewards(ctx, extra=extra)
     names = [getattr(f, "__name__", type(f).__name__) for f in funcs]
     recorder = TraceRecorder(ctx.store, ctx.run_id, STAGE, tokenizer, dict(zip(names, weights, strict=True)),
@@ -93,6 +104,9 @@ def run(ctx: StageContext) -> str:
     reporter = StoreReporter(ctx, STAGE, extra=recorder.step_metrics)
     trainer = GRPOTrainer(model=model, reward_funcs=funcs, args=config, train_dataset=train_dataset,
                           processing_class=tokenizer, peft_config=peft_config, callbacks=[stopper, reporter])
+
+    if likelihood is not None:
+        likelihood.model = trainer.model  # the policy scores the reference answer after its own reasoning
 
     # ---- resume from the last checkpoint ---------------------------------------------------------
     resume_from = last_checkpoint(out_dir) if ctx.resume else None

@@ -1,0 +1,125 @@
+"""Real SFT cold-start runs of the tiny model, in-process: training, conversion report, skip, teacher."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from engine.spec import load_spec
+from tests.conftest import SPECS
+
+
+def _context(store, tmp_path, **changes):
+    from engine.models import choose_placement
+    from engine.stages import StageContext
+
+    spec = load_spec(SPECS / "smoke.toml").replace(**{
+        "stages": ["sft", "judge"],
+        "data.train_size": 8,      # 4 steps x 2 examples: every example seen once
+        "sft.max_steps": 3,        # enough to see the LoRA weights move and a metric per step
+        "sft.batch_size": 2,       # tiny batches keep a step well under a second
+        "sft.max_length": 192,     # the chat prompt is ~110 tokens; the long traces fit too
+        "sft.learning_rate": 1e-3,  # large, so three steps visibly move the LoRA weights
+        **changes,
+    })
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    run_id = store.create_run(spec.name, spec.to_dict(), run_dir)
+    return StageContext(store=store, run_id=run_id, run_dir=run_dir, spec=spec, placement=choose_placement("cpu"))
+
+
+def _events(store, run_id) -> list[str]:
+    return [e["message"] for e in store.events_since(run_id)]
+
+
+def _lora_b_norm(adapter_dir: Path) -> float:
+    from safetensors.torch import load_file
+
+    weights = load_file(str(adapter_dir / "adapter_model.safetensors"))
+    return sum(float(v.abs().sum()) for k, v in weights.items() if "lora_B" in k)
+
+
+def test_sft_trains_the_adapter_and_reports_every_step(store, tmp_path):
+    from peft import PeftModel
+
+    from engine.models import load_model
+    from engine.stages import sft
+
+    ctx = _context(store, tmp_path)
+    assert sft.run(ctx) == "succeeded"
+
+    adapter = ctx.run_dir / "sft-adapter"
+    assert ctx.outputs["sft_adapter"] == adapter
+    assert _lora_b_norm(adapter) > 0  # LoRA B starts at zero: the weights moved
+    (artifact,) = store.artifacts(ctx.run_id, "adapter")
+    assert artifact["path"] == str(adapter) and artifact["stage"] == "sft"
+    assert 0 < artifact["meta"]["token_reduction"] < 1
+
+    by_step: dict[int, set[str]] = {}
+    for m in store.metrics_since(ctx.run_id):
+        by_step.setdefault(m["step"], set()).add(m["name"])
+    assert sorted(by_step) == [0, 1, 2, 3]
+    assert by_step[0] == {"sft/token_reduction"}
+    for step in (1, 2, 3):
+        assert {"loss", "learning_rate", "step_time"} <= by_step[step]
+    assert any("fewer tokens than the long traces" in m for m in _events(store, ctx.run_id))
+
+    base, _, _ = load_model(ctx.spec.model, placement=ctx.placement)
+    loaded = PeftModel.from_pretrained(base, str(adapter))
+    assert any("lora_B" in name for name, _ in loaded.named_parameters())
+
+
+def test_sft_completions_are_the_response_and_the_prompt_ends_in_think(store, tmp_path):
+    from engine.models import load_tokenizer, resolve_source
+    from engine.stages import sft
+
+    ctx = _context(store, tmp_path)
+    from engine.data import load_examples
+
+    rows = load_examples("builtin:arithmetic", n=4, seed=0, split="train")
+    kept, info = sft.collect_traces(ctx, rows)
+    assert [t for _, t in kept] == [r["sketch"] for r in rows]  # built-in sketches are used as they are
+    assert info == {"converted": 0, "dropped": 0, "from_data": 4}
+    data = sft.build_dataset(kept, load_tokenizer(resolve_source("builtin:tiny-random")))
+    assert data[0]["prompt"].endswith("<|im_start|>assistant\n<think>\n")
+    assert data[0]["completion"] == f"{rows[0]['sketch']}\n</think>\n<answer>{rows[0]['answer']}</answer>"
+
+
+def test_rows_without_sketch_get_rule_sketches(store, tmp_path):
+    from engine.data.sketch import to_sketch
+    from engine.stages import sft
+
+    ctx = _context(store, tmp_path)
+    long = "Okay, let me see. 12 * 8 = 96. Wait, let me double-check: 12 * 8 = 96. So the answer is 96."
+    rows = [{"id": "a", "question": "12*8?", "answer": "96", "reasoning": long, "sketch": ""},
+            {"id": "b", "question": "1+1?", "answer": "2", "reasoning": "", "sketch": ""}]  # nothing to learn from
+    kept, info = sft.collect_traces(ctx, rows)
+    assert [(r["id"], t) for r, t in kept] == [("a", to_sketch(long))]
+    assert info == {"converted": 1, "dropped": 1, "from_data": 0}
+
+
+def test_data_without_traces_is_skipped_with_the_reason(store, tmp_path):
+    from engine.stages import sft
+
+    data = tmp_path / "plain.jsonl"
+    data.write_text("".join(json.dumps({"question": f"What is {i} + {i}?", "answer": str(2 * i)}) + "\n"
+                            for i in range(40)))
+    ctx = _context(store, tmp_path, **{"data.source": str(data)})
+    assert sft.run(ctx) == "skipped"
+    (warning,) = [e for e in store.events_since(ctx.run_id) if e["level"] == "warning"]
+    assert "skipped" in warning["message"] and "reasoning" in warning["message"]
+    assert not store.metrics_since(ctx.run_id) and "sft_adapter" not in ctx.outputs
+
+
+@pytest.mark.slow
+def test_teacher_writes_one_sketch_per_trace(tmp_path):
+    from engine.models import choose_placement
+    from engine.stages import sft
+
+    # a random-init teacher writes noise; what matters is one non-empty sketch per trace, in order
+    traces = ["Okay. 2 + 3 = 5. So the answer is 5.", "Hmm, 4 * 6 = 24, let me verify: 4 * 6 = 24. The answer is 24."]
+    out = sft.teacher_sketches(traces, "builtin:tiny-random", "Sketch this: {reasoning}", choose_placement("cpu"),
+                               max_new_tokens=8)
+    assert len(out) == 2 and all(s.strip() for s in out)
