@@ -10,6 +10,8 @@ from pathlib import Path
 from engine import __version__
 
 EXIT_FAILED, EXIT_STOPPED, EXIT_USAGE = 1, 3, 2
+# Modules that add subcommands with `add_commands(subparsers)`; each keeps heavy imports inside functions.
+COMMAND_MODULES: tuple[str, ...] = ()
 
 
 def _out(text: str = "", end: str = "\n") -> None:
@@ -256,6 +258,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--difficulty", default=None, help="optional column with a difficulty level")
     p.add_argument("--max-problems", type=int, default=10, help="problems listed by row (default 10)")
     p.set_defaults(func=cmd_data_check)
+    import importlib
+
+    for module in COMMAND_MODULES:
+        importlib.import_module(module).add_commands(sub)
     return parser
 
 

@@ -210,7 +210,7 @@ def run(ctx: StageContext) -> str:
         output_dir=str(out_dir), max_steps=s.max_steps, learning_rate=s.learning_rate,
         per_device_train_batch_size=s.batch_size, max_length=s.max_length,
         completion_only_loss=True,  # prompt-completion data: the loss covers the response only
-        packing=False, gradient_checkpointing=False, save_strategy="steps", save_steps=s.save_steps,
+        packing=False, activation_checkpointing=False, save_strategy="steps", save_steps=s.save_steps,
         **trainer_device_args(ctx),
     )
     stopper = StopOnRequest(ctx.store, ctx.run_id)

@@ -10,7 +10,6 @@ import json
 import os
 import sys
 import time
-from pathlib import Path
 
 import psutil
 import pytest
@@ -126,5 +125,3 @@ def wait_for(predicate, timeout: float = 10.0, qtbot=None) -> None:
         time.sleep(0.05)
     raise AssertionError("condition not met in time")
 
-
-Path  # noqa: B018 - used by tests importing from here

@@ -113,7 +113,6 @@ def test_data_without_traces_is_skipped_with_the_reason(store, tmp_path):
     assert not store.metrics_since(ctx.run_id) and "sft_adapter" not in ctx.outputs
 
 
-@pytest.mark.slow
 def test_teacher_writes_one_sketch_per_trace(tmp_path):
     from engine.models import choose_placement
     from engine.stages import sft
