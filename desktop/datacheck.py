@@ -22,6 +22,10 @@ from typing import Any
 PREVIEW_ROWS = 20
 
 
+class NoPreview(Exception):
+    """The format needs more than the standard library (Parquet, a datasets folder)."""
+
+
 def _text(value: Any, limit: int = 300) -> str:
     text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
     return text if len(text) <= limit else text[: limit - 1] + "…"
@@ -52,7 +56,7 @@ def preview(path: Path, n: int = PREVIEW_ROWS) -> tuple[list[str], list[dict[str
                 if len(rows) >= n:
                     break
     else:
-        raise ValueError(f"no standard-library preview for {suffix or 'a folder'}")
+        raise NoPreview(suffix or "a folder")
     columns: list[str] = []
     for row in rows:
         columns += [k for k in row if k not in columns]
@@ -86,7 +90,7 @@ def check(path: Path, args: argparse.Namespace) -> dict[str, Any]:
         columns, rows = preview(path)
         out["columns"] = columns
         out["rows"] = [[_text(r.get(c, "")) for c in columns] for r in rows]
-    except ValueError:
+    except NoPreview:
         pass  # Parquet or a datasets folder: the engine's report carries columns and rows
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, csv.Error) as exc:
         out["error"] = f"could not read {path.name}: {exc}"

@@ -213,6 +213,23 @@ def cmd_eval(args) -> int:
     return 0
 
 
+def cmd_check(args) -> int:
+    from engine.preflight import check
+    from engine.spec import SpecInvalid, load_spec
+
+    try:
+        spec = load_spec(args.spec)
+    except SpecInvalid as exc:
+        _out(str(exc))
+        return EXIT_FAILED
+    findings = check(spec)
+    for finding in findings:
+        _out(str(finding))
+    errors = sum(f.level == "error" for f in findings)
+    _out(f"{errors} error(s), {sum(f.level == 'warning' for f in findings)} warning(s)")
+    return EXIT_FAILED if errors else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ponder", description="Reasoning fine-tuning on one workstation. "
                                      "With no command, opens the desktop app.")
@@ -248,6 +265,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--prompt-mode", default="", choices=["", "think", "ellipsis", "budget"])
         p.add_argument("--seed", type=int, default=0)
         p.set_defaults(func=cmd_eval)
+    p = sub.add_parser("check", help="pre-flight checks of a spec: settings, model, memory, rewards")
+    p.add_argument("spec", type=Path)
+    p.set_defaults(func=cmd_check)
     p = sub.add_parser("data", help="work with datasets")
     data_sub = p.add_subparsers(dest="data_command", required=True)
     p = data_sub.add_parser("check", help="validate a data file with a column mapping; exit 1 if no row is usable")

@@ -329,6 +329,35 @@ class EvalSpec:
 
 
 @dataclass(kw_only=True)
+class HealthSpec:
+    """Live alerts during GRPO: thresholds, each alert naming the likely cause and the setting to change."""
+    enabled: bool = True
+    warmup_steps: int = 3  # no alerts before this step (except NaN/inf)
+    window: int = 3  # a condition must hold this many steps in a row
+    truncated_share: float = 0.5  # completions cut off at the length limit
+    zero_spread_share: float = 0.8  # groups whose completions all got the same reward
+    flat_steps: int = 8  # reward range below flat_tolerance over this many steps
+    flat_tolerance: float = 0.01
+    min_mean_tokens: float = 2.0  # completions collapsing to nothing
+    kl_max: float = 1.0  # KL to the reference (only when grpo.beta > 0)
+
+    def problems(self, p: str) -> list[SpecError]:
+        e: list[SpecError] = []
+        for name in ("window", "flat_steps"):
+            if getattr(self, name) < 1:
+                _err(e, p, name, f"must be at least 1; got {getattr(self, name)}.")
+        if self.warmup_steps < 0:
+            _err(e, p, "warmup_steps", f"cannot be negative; got {self.warmup_steps}.")
+        for name in ("truncated_share", "zero_spread_share"):
+            if not 0 < getattr(self, name) <= 1:
+                _err(e, p, name, f"is a share of completions, in (0, 1]; got {getattr(self, name)}.")
+        for name in ("flat_tolerance", "min_mean_tokens", "kl_max"):
+            if getattr(self, name) < 0:
+                _err(e, p, name, f"cannot be negative; got {getattr(self, name)}.")
+        return e
+
+
+@dataclass(kw_only=True)
 class RunSpec:
     name: str = "run"
     stages: list[str] = field(default_factory=lambda: ["grpo"])
@@ -341,6 +370,7 @@ class RunSpec:
     sft: SFTSpec = field(default_factory=SFTSpec)
     judge: JudgeSpec = field(default_factory=JudgeSpec)
     eval: EvalSpec = field(default_factory=EvalSpec)
+    health: HealthSpec = field(default_factory=HealthSpec)
 
     def __post_init__(self) -> None:
         problems = self.problems()
@@ -363,6 +393,7 @@ class RunSpec:
         if known != sorted(known, key=STAGE_ORDER.index) or len(set(known)) != len(known):
             _err(e, "", "stages", f"stages run once each, in the order {' → '.join(STAGE_ORDER)}.")
         e += self.model.problems("model.") + self.data.problems("data.") + self.rewards.problems("rewards.")
+        e += self.health.problems("health.")
         for stage in STAGE_ORDER:  # a stage's settings are checked only when the stage runs
             if stage in self.stages:
                 e += getattr(self, stage).problems(f"{stage}.")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import math
 import os
 import time
 from dataclasses import dataclass, field
@@ -91,14 +90,22 @@ class StopOnRequest(TrainerCallback):
 
 
 class StoreReporter(TrainerCallback):
-    """Writes every logged step's metrics and the stage's progress to the store.
+    """Writes every logged step's metrics and the stage's progress to the store, and raises health alerts.
 
-    `extra(step)` returns more metrics for that step (the trace recorder's accuracy, token
-    split, think-rate); they are written in the same transaction as the trainer's.
+    `extra(step, logged)` returns more metrics for that step (the trace recorder's accuracy,
+    token split, think-rate). `health` (an engine.health.HealthMonitor) checks each step; an
+    alert becomes an event at its step; a fatal one (NaN/inf) saves a checkpoint and stops.
     """
 
-    def __init__(self, ctx: StageContext, stage: str, extra=None):
+    def __init__(self, ctx: StageContext, stage: str, extra=None, health=None):
         self.ctx, self.stage, self.extra = ctx, stage, extra
+        if health is None:
+            from engine.health import HealthMonitor
+            from engine.spec import HealthSpec
+
+            health = HealthMonitor(HealthSpec(enabled=False), 0)  # NaN/inf checks only
+        self.health = health
+        self.fatal: str | None = None
         self._last_time: float | None = None
 
     def on_train_begin(self, args, state, control, **kwargs):
@@ -108,7 +115,7 @@ class StoreReporter(TrainerCallback):
         self._last_time = time.time()
 
     def on_log(self, args, state, control, logs=None, **kwargs):
-        if not is_main_process() or not logs:
+        if not logs:
             return
         step = state.global_step
         if "train_runtime" in logs:  # the end-of-training summary, not a step
@@ -122,11 +129,15 @@ class StoreReporter(TrainerCallback):
         values.update(memory_metrics())
         if self.extra is not None:
             values.update(self.extra(step, values))
-        bad = [k for k in ("loss", "reward") if k in values and not math.isfinite(values[k])]
-        self.ctx.store.add_metrics(self.ctx.run_id, self.stage, step, values)
-        self.ctx.store.set_stage(self.ctx.run_id, self.stage, progress=step)
-        if bad:
-            self.ctx.event("error", f"{self.stage}: {', '.join(bad)} became NaN or infinite at step {step}; "
-                                    "stopping with a checkpoint. Lower the learning rate.", self.stage, step)
-            control.should_save = True
-            control.should_training_stop = True
+        if is_main_process():
+            self.ctx.store.add_metrics(self.ctx.run_id, self.stage, step, values)
+            self.ctx.store.set_stage(self.ctx.run_id, self.stage, progress=step)
+        for alert in self.health.check(step, values):
+            from engine.health import ALERT_LEVEL
+
+            self.ctx.event("error" if alert.fatal else ALERT_LEVEL, f"{self.stage}: {alert.event_text()}",
+                           self.stage, step)
+            if alert.fatal:
+                self.fatal = alert.message
+                control.should_save = True  # keep the last good state, then leave the loop
+                control.should_training_stop = True

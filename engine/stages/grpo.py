@@ -101,7 +101,10 @@ def run(ctx: StageContext) -> str:
         **trainer_device_args(ctx),
     )
     stopper = StopOnRequest(ctx.store, ctx.run_id)
-    reporter = StoreReporter(ctx, STAGE, extra=recorder.step_metrics)
+    from engine.health import HealthMonitor
+
+    reporter = StoreReporter(ctx, STAGE, extra=recorder.step_metrics,
+                             health=HealthMonitor(spec.health, g.max_completion_length, g.beta))
     trainer = GRPOTrainer(model=model, reward_funcs=funcs, args=config, train_dataset=train_dataset,
                           processing_class=tokenizer, peft_config=peft_config, callbacks=[stopper, reporter])
 
@@ -120,6 +123,8 @@ def run(ctx: StageContext) -> str:
     trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
 
     # ---- save ------------------------------------------------------------------------------------
+    if reporter.fatal:
+        raise StageFailed(reporter.fatal)
     status = "stopped" if stopper.stopped else "succeeded"
     final = ctx.run_dir / "adapter" if status == "succeeded" else last_checkpoint(out_dir)
     if status == "succeeded":

@@ -18,6 +18,14 @@ from PySide6.QtCore import QSettings
 from tests.conftest import ROOT
 
 
+def pytest_collection_modifyitems(items):
+    # The offscreen platform warns on every shown window that it cannot propagate size hints: a
+    # limitation of the headless plugin, not of the app. Every other Qt warning still fails a test.
+    for item in items:
+        if "tests/desktop" in str(item.fspath).replace("\\", "/"):
+            item.add_marker(pytest.mark.qt_log_ignore(r"This plugin does not support propagateSizeHints"))
+
+
 @pytest.fixture(autouse=True)
 def qsettings_tmp(tmp_path):
     """QSettings go to a fresh folder per test, never to the user's config."""

@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
-
 from engine.spec import load_spec
 from tests.conftest import SPECS
 

@@ -1,0 +1,142 @@
+"""The Monitor page against store rows written the way the worker writes them."""
+
+from __future__ import annotations
+
+import time
+
+from tests.desktop.conftest import add_step, register_running
+
+
+def test_charts_traces_log_and_timeline_follow_the_store(window, qtbot):
+    store, monitor = window.store, window.monitor
+    run_id = register_running(store, "followed")
+    for step in (1, 2, 3):
+        add_step(store, run_id, step, reward=0.1 * step)
+    window.controller.refresh()
+    window.show_run(run_id)
+    assert window.current_page() == "monitor"
+    charts = monitor.charts
+    qtbot.waitUntil(lambda: charts["reward"].point_count("reward") == 3, timeout=3000)
+    assert charts["reward"].point_count("rewards/accuracy/mean") == 3  # one curve per component
+    assert charts["tokens"].point_count() == 3
+    assert charts["accuracy"].point_count("accuracy") == 3 and charts["loss"].point_count("loss") == 3
+    assert charts["kl"].point_count() == 0 and charts["kl"].note.isVisible()  # beta = 0: nothing logged
+    assert monitor.traces.model.rowCount() == 6
+    assert "step 3 done" in monitor.log.toPlainText()
+    card = monitor.timeline.cards["grpo"]
+    assert card.bar.value() == 3 and card.bar.maximum() == 10 and "ETA" in card.detail.text()
+    assert monitor.stop_button.isEnabled()
+
+    # new rows arrive: only they are read (WHERE id > ?), appended to the same buffers
+    add_step(store, run_id, 4, reward=0.9)
+    qtbot.waitUntil(lambda: charts["reward"].point_count("reward") == 4, timeout=3000)
+    x, y = charts["reward"].series["reward"].data()
+    assert list(x) == [1, 2, 3, 4] and y[-1] == 0.9
+    assert monitor.traces.model.rowCount() == 8
+    assert monitor.traces.model.trace(0)["step"] == 4  # newest first
+    assert monitor.log.toPlainText().count("done") == 4
+    monitor._on_redraw_timer_timeout(force=True)
+    xs, _ = charts["reward"].curves["reward"].getData()
+    assert len(xs) == 4
+
+
+def test_stage_boundaries_are_marked(window, qtbot):
+    store = window.store
+    run_id = register_running(store)
+    for step in (1, 2):
+        add_step(store, run_id, step, stage="sft")
+    add_step(store, run_id, 1, stage="grpo")
+    window.show_run(run_id)
+    reward = window.monitor.charts["reward"]
+    qtbot.waitUntil(lambda: reward.point_count("reward") == 3, timeout=3000)
+    x, _ = reward.series["reward"].data()
+    assert list(x) == [1, 2, 3]  # steps restart per stage; the x axis runs on
+    assert [label for _, label in reward._boundaries] == ["grpo"]
+
+
+def test_trace_detail_folds_the_thinking(window, qtbot):
+    store = window.store
+    run_id = register_running(store)
+    store.add_traces([{"run_id": run_id, "stage": "grpo", "step": 1, "prompt_id": "p", "prompt": "What is 2 + 2?",
+                       "completion": "two and two make four, SECRET-THOUGHT\n</think>\n<answer>4</answer>",
+                       "think_tokens": 9, "answer_tokens": 5, "tokens": 14, "mode": "think", "correct": 1,
+                       "reward": 1.5, "rewards": '{"accuracy": 1.0, "format": 1.0}', "difficulty": 1}])
+    window.show_run(run_id)
+    view = window.monitor.traces
+    qtbot.waitUntil(lambda: view.model.rowCount() == 1, timeout=3000)
+    view.table.selectRow(0)
+    text = view.detail.toPlainText()
+    assert "SECRET-THOUGHT" not in text and "thinking folded (9 tokens)" in text
+    assert "accuracy" in text and "What is 2 + 2?" in text
+    view._on_detail_anchor_clicked(__import__("PySide6.QtCore").QtCore.QUrl("toggle-think"))
+    assert "SECRET-THOUGHT" in view.detail.toPlainText()
+
+
+def test_reopening_reattaches_to_the_running_run(window, qtbot):
+    from desktop.app import MainWindow
+
+    run_id = register_running(window.store, "long-run")
+    add_step(window.store, run_id, 1)
+    window.close()  # ask_leave_running -> "leave" (see the fixture)
+    again = MainWindow()
+    qtbot.addWidget(again)
+    assert again.monitor.run_id == run_id  # the newest active run is shown
+    assert again.current_page() == "monitor"
+    assert "1 running" in again.sidebar.item(1).text()
+    qtbot.waitUntil(lambda: again.monitor.charts["reward"].point_count("reward") == 1, timeout=3000)
+
+
+def test_closing_with_a_running_run_asks(window, monkeypatch):
+    register_running(window.store)
+    window.controller.refresh()
+    window.ask_leave_running = lambda runs: "cancel"
+    assert not window.close()
+    asked = []
+    window.ask_leave_running = lambda runs: asked.append(runs) or "leave"
+    assert window.close()
+    assert asked and asked[0][0]["status"] == "running"
+
+
+def test_a_failed_run_shows_the_banner_with_its_traceback(window, qtbot):
+    store = window.store
+    run_id = register_running(store, "doomed")
+    window.controller.refresh()
+    store.update_run(run_id, status="failed", finished=time.time(),
+                     error="ValueError: learning went wrong\n\nTraceback (most recent call last):\n  File x\n"
+                           "ValueError: learning went wrong")
+    qtbot.waitUntil(lambda: window.banner.isVisible(), timeout=3000)
+    notice = window.banner.current()
+    assert "learning went wrong" in notice.message and notice.run_id == run_id
+    assert notice.details.startswith("Traceback")
+    assert not window.banner.details.isVisible()
+    window.banner.details_button.click()
+    assert window.banner.details.isVisible() and "Traceback" in window.banner.details.toPlainText()
+    window.banner.dismiss()
+    assert not window.banner.isVisible()
+
+
+def test_gui_exceptions_reach_the_banner(window, qtbot, monkeypatch):
+    import sys
+    import threading
+
+    from desktop.app import install_excepthooks
+
+    monkeypatch.setattr(sys, "excepthook", sys.excepthook)  # restored after the test
+    monkeypatch.setattr(threading, "excepthook", threading.excepthook)
+    install_excepthooks(window.banner)
+    try:
+        raise KeyError("from a slot")
+    except KeyError as exc:
+        sys.excepthook(type(exc), exc, exc.__traceback__)
+    qtbot.waitUntil(lambda: window.banner.isVisible(), timeout=2000)
+    assert "KeyError" in window.banner.current().message
+
+    def fail():
+        raise RuntimeError("from a thread")
+
+    t = threading.Thread(target=fail)
+    t.start()
+    t.join()
+    qtbot.waitUntil(lambda: len(window.banner.notices) == 2, timeout=2000)
+    assert "from a thread" in window.banner.notices[1].message
+    assert "+1 more" in window.banner.count.text()

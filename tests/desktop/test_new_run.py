@@ -1,0 +1,224 @@
+"""The New run page: the form makes a valid spec, marks every problem on its widget, saves and opens specs."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+
+import pytest
+from PySide6.QtCore import Qt
+
+from engine.spec import load_spec
+
+from desktop.new_run import NewRunPage
+from desktop.runner import RunController
+from desktop.widgets import model_picker
+
+
+@pytest.fixture
+def page(qtbot, store):
+    controller = RunController(store)
+    page = NewRunPage(controller)
+    qtbot.addWidget(page)
+    page.resize(1300, 900)
+    page.show()
+    yield page
+    controller._timer.stop()
+
+
+def test_defaults_make_a_valid_spec(page):
+    assert page.validate()
+    assert page.start_button.isEnabled()
+    assert page.spec.model.source == "bundled:smollm2-135m-instruct"  # the bundled model is listed first
+    assert page.model.combo.itemData(0) == "bundled:smollm2-135m-instruct"
+    assert page.model.combo.itemData(1) == "builtin:tiny-random"
+    assert "Ready" in page.summary.text()
+
+
+def test_invalid_fields_are_marked_and_start_is_disabled(page, qtbot):
+    page.stages.num_generations.setValue(3)  # the default batch of 16 is no whole number of groups of 3
+    page.name_edit.setText("   ")
+    page.validate()
+    batch = page.stages.fields["grpo.batch_size"]
+    assert "whole groups of 3" in batch.error.text() and batch.error.isVisible()
+    assert page.stages.batch_size.property("invalid") is True
+    assert "name" in page.name_field.error.text()
+    assert not page.start_button.isEnabled()
+    assert "2 settings to fix" in page.summary.text()
+
+    page.stages.batch_size.setValue(12)
+    page.name_edit.setText("fixed")
+    qtbot.waitUntil(lambda: page.start_button.isEnabled(), timeout=2000)  # the debounced validation
+    assert not batch.error.isVisible() and page.stages.batch_size.property("invalid") is False
+
+
+def test_a_bad_learning_rate_and_an_empty_mix_are_marked(page):
+    page.stages.learning_rate.setText("fast")
+    for slider in page.data.sliders.values():
+        slider.setValue(0)
+    page.validate()
+    assert "positive number" in page.stages.fields["grpo.learning_rate"].error.text()
+    assert "positive weight" in page.data.fields["data.difficulty_mix"].error.text()
+    assert not page.start_button.isEnabled()
+
+
+def test_difficulty_mix_goes_into_the_spec(page):
+    page.data.sliders[1].setValue(10)
+    page.data.sliders[5].setValue(0)
+    page.validate()
+    mix = page.spec.data.difficulty_mix
+    assert mix["1"] == 1.0 and mix["5"] == 0.0
+    page.data.uniform_button.click()
+    page.validate()
+    assert page.spec.data.difficulty_mix == {}  # an even mix is the spec's "uniform"
+
+
+def test_a_missing_model_folder_is_marked(page, tmp_path):
+    page.model._select_source(str(tmp_path / "no-such-model"))
+    page.validate()
+    assert "no such file or folder" in page.model.fields["model.source"].error.text()
+    assert not page.start_button.isEnabled()
+
+
+def test_hub_id_entry(page):
+    page.model.combo.setCurrentIndex(page.model.combo.findData(model_picker.HUB_ID))
+    assert page.model.hub_edit.isVisible()
+    page.model.hub_edit.setText("HuggingFaceTB/SmolLM2-360M-Instruct")
+    page.validate()
+    assert page.spec.model.source == "HuggingFaceTB/SmolLM2-360M-Instruct"
+
+
+def test_models_in_the_hugging_face_cache_are_listed(qtbot, store, tmp_path, monkeypatch):
+    snap = tmp_path / "hub" / "models--someorg--tiny-chat" / "snapshots" / "abc123"
+    snap.mkdir(parents=True)
+    (snap / "config.json").write_text("{}")
+    (tmp_path / "hub" / "models--empty--download").mkdir()  # no snapshot with a config: not a usable model
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    assert model_picker.cached_hub_models() == ["someorg/tiny-chat"]
+    controller = RunController(store)
+    page = NewRunPage(controller)
+    qtbot.addWidget(page)
+    assert page.model.combo.findData("someorg/tiny-chat") > 1  # after the bundled and built-in models
+    controller._timer.stop()
+
+
+def test_reward_presets_weights_and_preview(page):
+    editor = page.rewards
+    names = [editor.presets.item(i).data(Qt.ItemDataRole.UserRole) for i in range(editor.presets.count())]
+    editor.presets.setCurrentRow(names.index("concise"))
+    assert set(editor.weights) == {"accuracy", "format", "group_length"}
+    editor._on_preview_timer_timeout()
+    headers = [editor.preview.horizontalHeaderItem(c).text() for c in range(editor.preview.columnCount())]
+    assert headers == ["accuracy", "format", "group_length", "Total"]
+    total = editor.preview.columnCount() - 1
+    short_right, wrong = editor.preview.item(0, total).text(), editor.preview.item(3, total).text()
+    assert float(short_right) > float(wrong)  # a short correct answer beats a short wrong one
+
+    editor.weights["format"].setValue(0)  # weight 0 leaves a component out
+    editor._on_preview_timer_timeout()
+    assert "format" not in [editor.preview.horizontalHeaderItem(c).text() for c in range(editor.preview.columnCount())]
+    page.validate()
+    assert page.spec.rewards.preset == "concise"
+    assert page.spec.rewards.weights == {"format": 0.0}  # only overrides of the preset are written
+
+
+def test_sketch_preset_warns_above_the_papers_style_weight(page):
+    editor = page.rewards
+    names = [editor.presets.item(i).data(Qt.ItemDataRole.UserRole) for i in range(editor.presets.count())]
+    editor.presets.setCurrentRow(names.index("sketch"))
+    assert editor.warnings.text() == ""
+    editor.weights["judge"].setValue(0.4)
+    assert "reward hacking" in editor.warnings.text()
+    editor._on_preview_timer_timeout()
+    judge_col = [editor.preview.horizontalHeaderItem(c).text() for c in range(editor.preview.columnCount())].index("judge")
+    assert editor.preview.item(0, judge_col).text() == "—"  # needs the trained judge: scored during the run
+
+
+def test_component_constants_are_editable(page):
+    editor = page.rewards
+    names = [editor.presets.item(i).data(Qt.ItemDataRole.UserRole) for i in range(editor.presets.count())]
+    editor.presets.setCurrentRow(names.index("cosine"))
+    editor.components.setCurrentCell(0, 0)
+    assert editor.constants.rowCount() > 0
+    spin = editor.constants.cellWidget(0, 1)
+    key = editor.constants.item(0, 0).text()
+    spin.setValue(spin.value() + 0.25)
+    page.validate()
+    assert key in page.spec.rewards.params["cosine"]
+
+
+def test_save_and_open_spec(page, tmp_path):
+    page.name_edit.setText("round-trip")
+    page.model.combo.setCurrentIndex(1)
+    page.stages.max_steps.setValue(7)
+    page.stages.learning_rate.setText("3e-5")
+    page.data.sliders[2].setValue(0)
+    path = tmp_path / "spec.toml"
+    page.save_spec(path)
+    spec = load_spec(path)  # what Save writes, the engine reads
+    assert (spec.name, spec.model.source, spec.grpo.max_steps, spec.grpo.learning_rate) == \
+        ("round-trip", "builtin:tiny-random", 7, 3e-5)
+
+    page.name_edit.setText("other")
+    page.stages.max_steps.setValue(99)
+    page.open_spec(path)
+    assert page.name_edit.text() == "round-trip" and page.stages.max_steps.value() == 7
+    assert page.data.mix()["2"] == 0.0
+
+
+def test_opening_an_invalid_spec_marks_its_problems(page, tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text('name = "bad"\n[grpo]\nnum_generations = 4\nbatch_size = 6\n')
+    page.open_spec(path)
+    assert "whole groups of 4" in page.stages.fields["grpo.batch_size"].error.text()
+    assert not page.start_button.isEnabled()
+
+
+def test_the_last_form_is_remembered(qtbot, store):
+    controller = RunController(store)
+    first = NewRunPage(controller)
+    qtbot.addWidget(first)
+    first.name_edit.setText("remember-me")
+    first.stages.max_steps.setValue(11)
+    first.remember()
+    second = NewRunPage(controller)
+    qtbot.addWidget(second)
+    assert second.name_edit.text() == "remember-me" and second.stages.max_steps.value() == 11
+    controller._timer.stop()
+
+
+def test_a_data_file_is_previewed_mapped_and_checked(page, qtbot, tmp_path):
+    path = tmp_path / "data.jsonl"
+    path.write_text("\n".join(json.dumps({"problem": f"What is {i} + {i}?", "solution": f"#### {2 * i}",
+                                          "level": 1 + i % 3}) for i in range(30)))
+    page.data.file_radio.setChecked(True)
+    page.data.path_edit.setText(str(path))
+    qtbot.waitUntil(lambda: page.data.check_result is not None and not page.data.checking(), timeout=30000)
+    result = page.data.check_result
+    assert result["columns"] == ["problem", "solution", "level"]
+    assert page.data.preview.rowCount() == 20 and page.data.preview.columnCount() == 3
+    assert page.data.columns["question"].currentText() == "problem"  # guessed mapping
+    assert page.data.columns["answer"].currentText() == "solution"
+    assert page.data.columns["difficulty"].currentText() == "level"
+    assert page.data.report_label.text()  # the engine's report, or a note that this version cannot validate
+    page.validate()
+    spec = page.spec_dict()["data"]
+    assert (spec["source"], spec["question"], spec["answer"]) == (str(path), "problem", "solution")
+
+
+def test_an_unreadable_data_file_is_marked(page, qtbot, tmp_path):
+    path = tmp_path / "broken.jsonl"
+    path.write_text('{"question": "a", "answer": 1}\n{not json\n')
+    page.data.file_radio.setChecked(True)
+    page.data.path_edit.setText(str(path))
+    qtbot.waitUntil(lambda: page.data.check_result is not None and not page.data.checking(), timeout=30000)
+    page.validate()
+    assert "could not read" in page.data.file_fields["data.source"].error.text()
+    assert not page.start_button.isEnabled()
+
+
+def test_saved_spec_is_valid_toml_of_the_whole_form(page, tmp_path):
+    path = tmp_path / "s.toml"
+    page.save_spec(path)
+    data = tomllib.loads(path.read_text())
+    assert set(data) >= {"name", "stages", "model", "data", "rewards", "grpo"}
