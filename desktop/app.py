@@ -1,4 +1,4 @@
-"""The main window: a sidebar of pages (New run, Monitor, Runs), the error banner, and `main()`.
+"""The main window: a sidebar of pages (New run, Monitor, Runs, Compare), the error banner, and `main()`.
 
 The window reads the run store and starts workers; it never holds a model, and it never
 imports torch (a test checks sys.modules). Closing it while a run is going asks whether to
@@ -32,6 +32,7 @@ from engine import __version__
 from engine.store import RunStore
 
 from desktop import theme
+from desktop.compare import ComparePage
 from desktop.monitor import MonitorPage
 from desktop.new_run import NewRunPage
 from desktop.runner import RunController
@@ -40,7 +41,8 @@ from desktop.settings import APP, ORG, settings
 from desktop.widgets.banner import ErrorBanner, Notice
 
 log = logging.getLogger(__name__)
-PAGES = (("new_run", "New run", "new-run"), ("monitor", "Monitor", "monitor"), ("runs", "Runs", "runs"))
+PAGES = (("new_run", "New run", "new-run"), ("monitor", "Monitor", "monitor"), ("runs", "Runs", "runs"),
+         ("compare", "Compare", "compare"))
 
 
 class MainWindow(QMainWindow):
@@ -54,7 +56,8 @@ class MainWindow(QMainWindow):
         self.new_run = NewRunPage(self.controller)
         self.monitor = MonitorPage(self.controller)
         self.runs = RunsPage(self.controller)
-        self.pages = {"new_run": self.new_run, "monitor": self.monitor, "runs": self.runs}
+        self.compare = ComparePage(self.controller)
+        self.pages = {"new_run": self.new_run, "monitor": self.monitor, "runs": self.runs, "compare": self.compare}
         self._build()
         self._build_menus()
         self._connect()
@@ -129,8 +132,10 @@ class MainWindow(QMainWindow):
         self.new_run.sig_error.connect(self.banner.show_error)
         self.runs.sig_show_run.connect(self.show_run)
         self.runs.sig_use_spec.connect(self._on_runs_use_spec)
+        self.runs.sig_compare.connect(self._on_runs_compare)
         self.runs.sig_error.connect(self.banner.show_error)
         self.monitor.sig_show_error.connect(self.banner.show_error)
+        self.compare.sig_error.connect(self.banner.show_error)
         self.banner.sig_show_run.connect(self.show_run)
 
     # ---- navigation -------------------------------------------------------------------------------
@@ -154,9 +159,15 @@ class MainWindow(QMainWindow):
         self.new_run.set_spec_dict(spec)
         self.show_page("new_run")
 
+    def _on_runs_compare(self, run: dict) -> None:
+        self.compare.prefill(run)
+        self.show_page("compare")
+
     def _on_controller_runs_changed(self, runs: list[dict]) -> None:
         active = len(self.controller.active_runs())
-        self.sidebar.item(1).setText(f"Monitor  ({active} running)" if active else "Monitor")
+        item = self.sidebar.item(1)
+        item.setText(f"Monitor  ({active})" if active else "Monitor")
+        item.setToolTip(f"{active} run{'s are' if active != 1 else ' is'} going" if active else "")
 
     def _on_controller_run_failed(self, run_id: int, message: str, details: str) -> None:
         self.banner.push(Notice(message, details, "error", run_id))

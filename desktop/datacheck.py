@@ -76,7 +76,7 @@ def _engine_report(path: Path, args: argparse.Namespace) -> dict[str, Any] | Non
            "kept": len(kept) if isinstance(kept, list | tuple) else kept,
            "dropped": (sum(dropped.values()) if isinstance(dropped, dict) else
                        len(dropped) if isinstance(dropped, list | tuple) else dropped),
-           "columns": list(getattr(report, "columns", []) or []),
+           "columns": list(getattr(report, "columns_found", []) or []),
            "rows": [dict(r) for r in (kept or [])[:PREVIEW_ROWS]] if isinstance(kept, list | tuple) else []}
     return out
 

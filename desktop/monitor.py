@@ -7,6 +7,7 @@ the charts that changed, and only while the page is visible.
 
 from __future__ import annotations
 
+import html
 import time
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from engine.health import ALERT_LEVEL
 from engine.store import ACTIVE
 
 from desktop import theme
@@ -38,7 +40,7 @@ from desktop.widgets.trace_view import TraceView
 CHARTS: dict[str, tuple[str, dict[str, str], dict[str, Any]]] = {
     "reward": ("Reward (total and per component)", {"reward": "total"}, {"legend": True}),
     "accuracy": ("Accuracy", {"accuracy": "accuracy"}, {"y_range": (0, 1)}),
-    "tokens": ("Completion tokens (thinking + answer)", {}, {}),
+    "tokens": ("Tokens: thinking + answer", {}, {}),
     "think_rate": ("Think rate", {"think_rate": "think rate"}, {"y_range": (0, 1)}),
     "kl": ("KL to the reference", {"kl": "KL"}, {"empty_note": "not logged: KL weight (beta) is 0"}),
     "loss": ("Loss", {"loss": "loss"}, {}),
@@ -46,7 +48,7 @@ CHARTS: dict[str, tuple[str, dict[str, str], dict[str, Any]]] = {
     "tokens_per_s": ("Throughput (tokens/s)", {"tokens_per_s": "tokens/s"}, {}),
 }
 POLL_MS, REDRAW_MS = 250, 500
-METRICS_PER_POLL, TRACES_PER_POLL = 5000, 400  # bounded work per tick; the rest comes on the next
+METRICS_PER_POLL, TRACES_PER_POLL = 2000, 200  # bounded work per tick; the rest comes on the next
 
 
 class MonitorPage(QWidget):
@@ -64,6 +66,7 @@ class MonitorPage(QWidget):
         self._after = {"metrics": 0, "traces": 0, "events": 0}
         self._offsets: dict[str, float] = {}  # stage -> x offset: steps restart per stage, the x axis does not
         self._max_x = 0.0
+        self.alerts: list[dict[str, Any]] = []
         self._failure: tuple[Any, str] = (None, "")  # (run id, error) -> message: reads worker.log once
         self._build()
         controller.sig_runs_changed.connect(self._on_controller_runs_changed)
@@ -101,6 +104,11 @@ class MonitorPage(QWidget):
         header.addStretch(1)
         for button in (self.details_button, self.folder_button, self.resume_button, self.stop_button):
             header.addWidget(button)
+        self.alerts_label = QLabel()
+        self.alerts_label.setObjectName("alerts")
+        self.alerts_label.setWordWrap(True)
+        self.alerts_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.alerts_label.hide()
         self.status_label = QLabel("No run selected. Start one on the New run page.")
         self.status_label.setProperty("role", "muted")
         self.status_label.setWordWrap(True)
@@ -139,6 +147,7 @@ class MonitorPage(QWidget):
         layout.setSpacing(10)
         layout.addLayout(header)
         layout.addWidget(self.status_label)
+        layout.addWidget(self.alerts_label)
         layout.addWidget(self.timeline)
         layout.addWidget(splitter, 1)
         self._update_buttons()
@@ -175,6 +184,8 @@ class MonitorPage(QWidget):
                 plot.add_series(name, label, width=2.5 if name == "reward" else 2.0)
         self.traces.clear()
         self.log.clear()
+        self.alerts = []
+        self.alerts_label.hide()
         index = self.run_combo.findData(run_id) if run_id is not None else -1
         if index >= 0 and index != self.run_combo.currentIndex():
             self.run_combo.blockSignals(True)
@@ -207,6 +218,7 @@ class MonitorPage(QWidget):
         events = self.store.events_since(self.run_id, self._after["events"])
         if events:
             self._after["events"] = events[-1]["id"]
+            self._add_alerts([e for e in events if e["level"] == ALERT_LEVEL])
             self.log.appendPlainText("\n".join(
                 f"{time.strftime('%H:%M:%S', time.localtime(e['time']))}  {e['level']:<7} "
                 f"{(e['stage'] + ': ') if e.get('stage') and not e['message'].startswith(e['stage']) else ''}"
@@ -216,6 +228,11 @@ class MonitorPage(QWidget):
         self.timeline.update_rows(stages)
         self._update_status(run, stages)
         self._update_buttons()
+        if run["status"] != old_status:
+            note = "waiting for the first step" if run["status"] in ACTIVE else "no steps recorded"
+            for key, plot in self.charts.items():
+                if key != "kl":
+                    plot.set_empty_note(note)
         if run["status"] != old_status:
             self.sig_status_changed.emit(self.run_id, run["status"])
 
@@ -239,6 +256,25 @@ class MonitorPage(QWidget):
                 if name in series:
                     self.charts[key].append(name, x, value)
 
+    def _add_alerts(self, alerts: list[dict[str, Any]]) -> None:
+        """Training-health alerts: a strip above the charts (newest first) and a marker on the reward chart."""
+        if not alerts:
+            return
+        color = theme.current().warning
+        for alert in alerts:
+            self.alerts.append(alert)
+            if alert.get("step") is not None:
+                x = self._offsets.get(alert.get("stage") or "", 0.0) + alert["step"]
+                code = alert["message"].split("]", 1)[0].lstrip("[") if alert["message"].startswith("[") else "alert"
+                self.charts["reward"].add_boundary(x, code, color, position=0.75)
+        lines = [f"<b>step {a.get('step') if a.get('step') is not None else '?'}</b>: {html.escape(a['message'])}"
+                 for a in reversed(self.alerts[-3:])]
+        more = len(self.alerts) - 3
+        title = f"<b>Training health: {len(self.alerts)} alert{'s' * (len(self.alerts) != 1)}</b>"
+        self.alerts_label.setText(title + "<br>" + "<br>".join(lines) + (f"<br>… and {more} earlier (see the log)"
+                                                                        if more > 0 else ""))
+        self.alerts_label.show()
+
     def _on_redraw_timer_timeout(self, force: bool = False) -> None:
         if not (self.isVisible() or force):
             return
@@ -260,8 +296,9 @@ class MonitorPage(QWidget):
             key = (run["id"], run.get("error"))
             if self._failure[0] != key:
                 self._failure = (key, describe_failure(run)[0])
-            message = self._failure[1]
-            parts.append(f"<span style='color:{theme.current().error}'>{message}</span>")
+            message = self._failure[1].split(" failed: ", 1)[-1]
+            short = message if len(message) < 140 else message[:137] + "…"
+            parts.append(f"<span style='color:{theme.current().error}'>{html.escape(short)}</span>")
         self.status_label.setText(" · ".join(parts))
 
     def _update_buttons(self) -> None:

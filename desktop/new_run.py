@@ -50,6 +50,22 @@ def _toml_safe(value: Any) -> Any:
     return value
 
 
+def describe(spec: RunSpec) -> str:
+    """One line saying what a run will do."""
+    parts = []
+    for stage in spec.stages:
+        if stage == "grpo":
+            g = spec.grpo
+            parts.append(f"{g.max_steps} GRPO steps of {g.batch_size} completions "
+                         f"({g.batch_size // g.num_generations} prompts × {g.num_generations})")
+        elif stage == "eval":
+            parts.append(f"evaluation on {spec.data.eval_size} held-out problems")
+        else:
+            parts.append(f"{getattr(spec, stage).max_steps} {stage.upper()} steps")
+    return (f"{', then '.join(parts)}; model {spec.model.source}, data {spec.data.source}, "
+            f"rewards {spec.rewards.preset}.")
+
+
 class NewRunPage(QWidget):
     sig_run_started = Signal(int)
     """A run was created and its worker started; the argument is the run id."""
@@ -70,7 +86,7 @@ class NewRunPage(QWidget):
             section.sig_changed.connect(self._on_form_changed)
         self.data.sig_report.connect(self._on_data_report)
         self.name_edit.textChanged.connect(self._on_form_changed)
-        self.stages.max_completion_length.valueChanged.connect(self.rewards.set_max_completion_length)
+        self.stages.widget("grpo.max_completion_length").valueChanged.connect(self.rewards.set_max_completion_length)
         self._restore()
         self.validate()
 
@@ -147,10 +163,8 @@ class NewRunPage(QWidget):
 
     # ---- the spec ---------------------------------------------------------------------------------
     def spec_dict(self) -> dict[str, Any]:
-        return {"name": self.name_edit.text(), "stages": self.stages.stages(), "seed": self.stages.run_seed.value(),
-                "output_dir": self.stages.output_dir.text().strip(), "model": self.model.spec_dict(),
-                "data": self.data.spec_dict(), "rewards": self.rewards.spec_dict(),
-                "grpo": self.stages.grpo_dict()}
+        return {"name": self.name_edit.text(), "model": self.model.spec_dict(), "data": self.data.spec_dict(),
+                "rewards": self.rewards.spec_dict(), **self.stages.spec_parts()}
 
     def set_spec_dict(self, spec: dict[str, Any]) -> None:
         """Fill the form from a spec dict (which may be invalid: its problems are then marked)."""
@@ -193,12 +207,8 @@ class NewRunPage(QWidget):
         ok = not errors
         self.start_button.setEnabled(ok)
         if ok:
-            g = self.spec.grpo
             self.summary.setProperty("role", "muted")
-            self.summary.setText(f"Ready: {g.max_steps} GRPO steps of {g.batch_size} completions "
-                                 f"({g.batch_size // g.num_generations} prompts × {g.num_generations}) on "
-                                 f"{self.spec.model.source}, data {self.spec.data.source}, rewards "
-                                 f"{self.spec.rewards.preset}."
+            self.summary.setText(f"Ready: {describe(self.spec)}"
                                  + ("  (still checking the data file…)" if self.data.checking() else ""))
         else:
             self.summary.setProperty("role", "error")

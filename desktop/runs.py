@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import tomli_w
-from PySide6.QtCore import QRunnable, Qt, QThreadPool, QUrl, Signal
+from PySide6.QtCore import QItemSelection, QItemSelectionModel, QRunnable, Qt, QThreadPool, QUrl, Signal
 from PySide6.QtGui import QColor, QDesktopServices
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -39,8 +39,8 @@ from desktop.widgets.forms import ComboBox, label
 from desktop.widgets.plots import LivePlot
 from desktop.widgets.timeline import fmt_duration
 
-COLUMNS = ("#", "Name", "Status", "Preset", "Model", "Final reward", "Accuracy", "Tokens", "Steps", "Duration",
-           "Started")
+COLUMNS = ("#", "Name", "Status", "Preset", "Model", "Final reward", "Accuracy", "Tokens", "Steps", "Eval accuracy",
+           "Duration", "Started")
 OVERLAY_METRICS = {"reward": "Reward", "accuracy": "Accuracy", "tokens/completion": "Completion tokens",
                    "tokens/think": "Thinking tokens", "think_rate": "Think rate", "loss": "Loss", "kl": "KL",
                    "tokens_per_s": "Tokens/s"}
@@ -70,6 +70,8 @@ class _RemoveFolder(QRunnable):
 class RunsPage(QWidget):
     sig_show_run = Signal(int)
     """The user wants to follow this run on the Monitor page."""
+    sig_compare = Signal(dict)
+    """The user wants to compare this run's model with its base model."""
     sig_use_spec = Signal(dict)
     """The user wants a new run from this run's spec."""
     sig_error = Signal(str, str)
@@ -80,6 +82,7 @@ class RunsPage(QWidget):
         self.controller = controller
         self.store = controller.store
         self._summaries: dict[int, dict[str, Any]] = {}
+        self._sized_for = -1
         self._build()
         controller.sig_runs_changed.connect(self._on_controller_runs_changed)
         self._on_controller_runs_changed(controller.runs)
@@ -95,9 +98,10 @@ class RunsPage(QWidget):
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.table.setAlternatingRowColors(True)
         self.table.setSortingEnabled(True)
-        header = self.table.horizontalHeader()
-        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header = self.table.horizontalHeader()  # sized when rows come or go: sizing on every setItem is quadratic
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
+        self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         self.table.itemSelectionChanged.connect(self._on_table_selection_changed)
         self.table.doubleClicked.connect(self._on_table_double_clicked)
         self.empty = label("No runs yet. Start one on the New run page; runs started from the command line "
@@ -111,11 +115,13 @@ class RunsPage(QWidget):
         self.reuse_button.clicked.connect(self._on_reuse_button_clicked)
         self.folder_button = QPushButton(theme.icon("open"), "Open folder")
         self.folder_button.clicked.connect(self._on_folder_button_clicked)
+        self.compare_button = QPushButton(theme.icon("compare"), "Compare with base")
+        self.compare_button.clicked.connect(self._on_compare_button_clicked)
         self.delete_button = QPushButton(theme.icon("delete", theme.current().error), "Delete…")
         self.delete_button.setProperty("role", "danger")
         self.delete_button.clicked.connect(self._on_delete_button_clicked)
         buttons = QHBoxLayout()
-        for b in (self.monitor_button, self.spec_button, self.reuse_button, self.folder_button):
+        for b in (self.monitor_button, self.compare_button, self.spec_button, self.reuse_button, self.folder_button):
             buttons.addWidget(b)
         buttons.addStretch(1)
         buttons.addWidget(self.delete_button)
@@ -157,8 +163,12 @@ class RunsPage(QWidget):
         cached = self._summaries.get(run["id"])
         if cached is not None and cached["status"] == run["status"] and run["status"] not in ACTIVE:
             return cached
-        last = self.store.last_metrics(run["id"])
-        summary = {"status": run["status"], "values": last["values"], "step": last["step"]}
+        last = self.store.last_metrics(run["id"], "grpo")  # the training curves end here
+        if last["step"] is None:
+            last = self.store.last_metrics(run["id"])
+        evaluation = self.store.last_metrics(run["id"], "eval")["values"]
+        summary = {"status": run["status"], "values": last["values"], "step": last["step"],
+                   "eval_accuracy": evaluation.get("eval/accuracy")}
         self._summaries[run["id"]] = summary
         return summary
 
@@ -168,6 +178,8 @@ class RunsPage(QWidget):
         colors = {"running": t.accent, "queued": t.accent, "succeeded": t.success, "failed": t.error,
                   "stopped": t.warning}
         self.table.setSortingEnabled(False)
+        self.table.setUpdatesEnabled(False)
+        self.table.blockSignals(True)
         self.table.setRowCount(len(runs))
         for row, run in enumerate(runs):
             spec = run.get("spec") or {}
@@ -182,24 +194,29 @@ class RunsPage(QWidget):
                 (_fmt(values.get("accuracy"), pct=True), values.get("accuracy")),
                 (_fmt(values.get("tokens/completion"), digits=0), values.get("tokens/completion")),
                 (str(s["step"] or ""), s["step"]),
+                (_fmt(s["eval_accuracy"], pct=True), s["eval_accuracy"]),
                 (fmt_duration(took), took),
                 (time.strftime("%Y-%m-%d %H:%M", time.localtime(run["created"])), run["created"]),
             ]
             for col, (text, number) in enumerate(cells):
-                item = _NumberItem(text) if number is not None or col in (5, 6, 7, 8) else QTableWidgetItem(text)
+                item = _NumberItem(text) if number is not None or col in (5, 6, 7, 8, 9) else QTableWidgetItem(text)
                 item.setData(Qt.ItemDataRole.UserRole, number)
                 if col == 0:
                     item.setData(Qt.ItemDataRole.UserRole + 1, run["id"])
                 if col == 2:
                     item.setForeground(QColor(colors.get(run["status"], t.text)))
-                if col in (0, 5, 6, 7, 8, 9):
+                if col in (0, 5, 6, 7, 8, 9, 10):
                     item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 self.table.setItem(row, col, item)
         self.table.setSortingEnabled(True)
         self.table.clearSelection()
-        for row in range(self.table.rowCount()):
-            if self._row_id(row) in selected:
-                self.table.selectRow(row)
+        self._select_rows(selected)
+        self.table.blockSignals(False)
+        if self._sized_for != len(runs):  # size the columns when rows come or go, not on every status change
+            self._sized_for = len(runs)
+            self.table.resizeColumnsToContents()
+            self.table.setColumnWidth(4, min(self.table.columnWidth(4), 190))  # model sources can be long paths
+        self.table.setUpdatesEnabled(True)
         self.empty.setVisible(not runs)
         self._update_overlay()
         self._update_buttons()
@@ -212,13 +229,19 @@ class RunsPage(QWidget):
         return [self._row_id(r) for r in rows]
 
     def select_ids(self, ids: list[int]) -> None:
+        self.table.blockSignals(True)
         self.table.clearSelection()
-        mode = self.table.selectionMode()
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.MultiSelection)
+        self._select_rows(set(ids))
+        self.table.blockSignals(False)
+        self._on_table_selection_changed()
+
+    def _select_rows(self, ids: set[int]) -> None:
+        selection = QItemSelection()
+        model = self.table.model()
         for row in range(self.table.rowCount()):
             if self._row_id(row) in ids:
-                self.table.selectRow(row)
-        self.table.setSelectionMode(mode)
+                selection.select(model.index(row, 0), model.index(row, model.columnCount() - 1))
+        self.table.selectionModel().select(selection, QItemSelectionModel.SelectionFlag.Select)
 
     def _run(self, run_id: int) -> dict[str, Any] | None:
         return next((r for r in self.controller.runs if r["id"] == run_id), None)
@@ -233,7 +256,7 @@ class RunsPage(QWidget):
     def _update_buttons(self) -> None:
         ids = self.selected_ids()
         one = len(ids) == 1
-        for b in (self.monitor_button, self.spec_button, self.reuse_button, self.folder_button):
+        for b in (self.monitor_button, self.compare_button, self.spec_button, self.reuse_button, self.folder_button):
             b.setEnabled(one)
         self.delete_button.setEnabled(bool(ids))
 
@@ -250,8 +273,7 @@ class RunsPage(QWidget):
             self.overlay.add_series(str(run_id), name, theme.series_color(i))
             rows = self.store.db.execute(
                 "SELECT step, value FROM metrics WHERE run_id = ? AND name = ? ORDER BY id", [run_id, metric])
-            for step, value in rows.fetchall():
-                self.overlay.append(str(run_id), step, value)
+            self.overlay.extend(str(run_id), rows.fetchall())
         self.overlay.getPlotItem().setTitle(OVERLAY_METRICS.get(metric, metric), color=theme.current().text)
         self.overlay.redraw(force=True)
 
@@ -275,6 +297,12 @@ class RunsPage(QWidget):
         layout.addWidget(text)
         dialog.resize(560, 640)
         dialog.show()  # non-modal
+
+    def _on_compare_button_clicked(self) -> None:
+        ids = self.selected_ids()
+        run = self._run(ids[0]) if ids else None
+        if run is not None:
+            self.sig_compare.emit(run)
 
     def _on_reuse_button_clicked(self) -> None:
         ids = self.selected_ids()

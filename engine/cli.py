@@ -11,7 +11,7 @@ from engine import __version__
 
 EXIT_FAILED, EXIT_STOPPED, EXIT_USAGE = 1, 3, 2
 # Modules that add subcommands with `add_commands(subparsers)`; each keeps heavy imports inside functions.
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = ("engine.export", "engine.scale", "engine.install")
 
 
 def _out(text: str = "", end: str = "\n") -> None:
@@ -74,7 +74,11 @@ def follow(store, run_id: int, proc=None, poll: float = 0.5) -> int:
             store.send_command(run_id, "stop")
     if proc is not None:
         proc.wait()
-        time.sleep(0.1)
+    final = [s for s in store.stages(run_id) if s["status"] != "pending"]
+    if final:  # the last step may land after the last poll
+        metrics = store.last_metrics(run_id, final[-1]["stage"])
+        if metrics["step"] is not None and (final[-1]["stage"], metrics["step"]) != last_step:
+            _out(_step_line(final[-1], metrics["values"]))
     for ev in store.events_since(run_id, last_event):
         _out(f"[{ev['level']}] {ev['message']}")
     run = store.get_run(run_id)

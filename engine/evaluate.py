@@ -243,9 +243,8 @@ def run_evaluation(store, eval_id: int, placement=None, default_model=None, exam
             store.add_generations({**{k: v for k, v in r.items() if k != "answer"}, "eval_id": eval_id,
                                    "source": source.label, "reward": None} for r in rows)
             summary[source.label] = summarize(rows, settings.num_samples) | {"seconds": time.time() - started}
-        if len(sources) == 2:
-            a, b = (summary[s.label] for s in sources)
-            summary["deltas"] = deltas(a, b)
+        if len(sources) >= 2:  # the last against the first: trained vs. base, or B vs. A
+            summary["deltas"] = deltas(summary[sources[0].label], summary[sources[-1].label])
         store.update_evaluation(eval_id, status="succeeded", summary=summary, finished=time.time())
         return summary
     except BaseException as exc:

@@ -125,7 +125,7 @@ def ensure_bundled(name: str = "smollm2-135m-instruct") -> Path:
 
 def ensure_tiny_random(seed: int = 0) -> Path:
     """A 2-layer random-init Llama with the bundled tokenizer, saved once so it loads like any folder."""
-    target = paths.model_cache() / f"tiny-random-{seed}"
+    target = paths.model_cache() / f"tiny-random-v2-{seed}"
     if (target / "config.json").exists():
         return target
     import torch
@@ -137,6 +137,9 @@ def ensure_tiny_random(seed: int = 0) -> Path:
         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048,
         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=True,
+        # Wider than the usual 0.02: LoRA leaves the final norm and the tied embedding frozen, and with
+        # 0.02 their logits cannot leave ~uniform, so the tiny model could never learn anything with LoRA.
+        initializer_range=0.2,
     )
     torch.manual_seed(seed)
     model = LlamaForCausalLM(config)

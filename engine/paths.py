@@ -35,3 +35,29 @@ def runs_dir() -> Path:
     path = ponder_home() / "runs"
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def resources_dir() -> Path:
+    """Ponder's shipped files (specs, rewards, icons, style): `resources/` of the source checkout when
+    running from one (or an editable install), else the copy a wheel installs as data files under
+    `{prefix}/share/ponder/resources`. Its parent holds `packaging/` too, so a spec's
+    "resources/rewards/example.py" resolves against `resources_dir().parent` in both layouts."""
+    checkout = Path(__file__).resolve().parents[1] / "resources"
+    if (checkout / "specs").is_dir():
+        return checkout
+    import sys
+
+    installed = Path(sys.prefix) / "share" / "ponder" / "resources"
+    if (installed / "specs").is_dir():
+        return installed
+    import importlib.metadata
+
+    try:  # a --user or --prefix install: ask the distribution where its data files went
+        files = importlib.metadata.distribution("ponder").files or []
+    except importlib.metadata.PackageNotFoundError:
+        files = []
+    for file in files:
+        if file.parts[-4:-1] == ("ponder", "resources", "specs"):
+            return Path(file.locate()).resolve().parents[1]
+    raise FileNotFoundError("Ponder's resources folder is missing: reinstall Ponder (the wheel installs it "
+                            f"under {installed.parent}).")

@@ -401,6 +401,9 @@ class RunSpec:
         if "grpo" in self.stages and uses_judge and "judge" not in self.stages:
             _err(e, "", "stages", "the reward preset uses the judge reward model: add the judge stage before grpo, "
                                   "or set rewards.weights.judge = 0.")
+        if "sft" in self.stages and not self.model.lora.enabled:
+            _err(e, "", "model.lora.enabled", "the sft stage trains a LoRA adapter that GRPO continues; turn LoRA "
+                                              "on or leave sft out.")
         if "eval" in self.stages and self.data.eval_size < 1:
             _err(e, "", "data.eval_size", "the eval stage needs held-out examples; set eval_size to at least 1.")
         return e

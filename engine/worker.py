@@ -30,6 +30,14 @@ def _redirect_output(run_dir: Path) -> None:
     sys.stdout = sys.stderr = log_file
 
 
+class Terminated(BaseException):
+    """SIGTERM reached the worker (the GUI escalates to it when a stop takes too long)."""
+
+
+def _on_sigterm(signum, frame):
+    raise Terminated("the worker was terminated (SIGTERM) before it could finish or stop cleanly")
+
+
 def _describe(exc: BaseException) -> str:
     """The message a user reads first: out of memory is said as such, with the settings to lower."""
     text = f"{type(exc).__name__}: {exc}"
@@ -126,6 +134,9 @@ def main(argv: list[str] | None = None) -> int:
         _redirect_output(run_dir)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         stream=sys.stderr, force=True)
+    import signal
+
+    signal.signal(signal.SIGTERM, _on_sigterm)
     with RunStore(args.store) as store:
         return run_worker(run_dir, store, resume=args.resume)
 

@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QLabel,
     QLineEdit,
+    QPlainTextEdit,
     QPushButton,
     QRadioButton,
     QSizePolicy,
@@ -97,6 +98,8 @@ class DataPicker(QGroupBox):
         self.check_result: dict[str, Any] | None = None
         self._proc: QProcess | None = None
         self._check_again = False
+        self._checked_mapping: tuple[str, str, str, str] | None = None
+        self._guessed_for = ""  # the file whose column mapping was last guessed
         self._check_timer = QTimer(self)
         self._check_timer.setSingleShot(True)
         self._check_timer.setInterval(400)
@@ -187,7 +190,8 @@ class DataPicker(QGroupBox):
         self.path_edit.textChanged.connect(self._on_file_setting_changed)
         browse = QPushButton("Choose file…")
         browse.clicked.connect(self._on_browse_button_clicked)
-        folder = QPushButton("Choose folder…")
+        folder = QPushButton("Folder…")
+        folder.setToolTip("a folder saved with datasets' save_to_disk")
         folder.clicked.connect(self._on_folder_button_clicked)
         path_row = QWidget()
         row = QHBoxLayout(path_row)
@@ -202,15 +206,18 @@ class DataPicker(QGroupBox):
         for i, (key, title) in enumerate((("question", "Question"), ("answer", "Answer"),
                                           ("reasoning", "Reasoning (optional)"),
                                           ("difficulty", "Difficulty (optional)"))):
-            combo = ComboBox()
+            combo = ComboBox(8)
             combo.setEditable(True)
             combo.currentTextChanged.connect(self._on_file_setting_changed)
             self.columns[key] = combo
-            grid.addWidget(QLabel(title), 0, i)
-            grid.addWidget(combo, 1, i)
+            grid.addWidget(QLabel(title), 2 * (i // 2), i % 2)
+            grid.addWidget(combo, 2 * (i // 2) + 1, i % 2)
         self.check_status = label("", "muted")
-        self.report_label = label("")
-        self.report_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.report_text = QPlainTextEdit()
+        self.report_text.setReadOnly(True)
+        self.report_text.setMaximumHeight(110)
+        self.report_text.setLineWrapMode(QPlainTextEdit.LineWrapMode.WidgetWidth)
+        self.report_text.hide()
         self.preview = QTableWidget()
         self.preview.setMinimumHeight(150)
         self.preview.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
@@ -224,7 +231,8 @@ class DataPicker(QGroupBox):
         layout.addWidget(label("Column mapping", "muted"))
         layout.addWidget(self.file_fields["data.question"])
         layout.addWidget(self.check_status)
-        layout.addWidget(self.report_label)
+        layout.addWidget(self.report_text)
+        layout.addWidget(label("First rows of the file", "muted"))
         layout.addWidget(self.preview)
         return page
 
@@ -265,14 +273,20 @@ class DataPicker(QGroupBox):
         if self._proc is not None:
             self._check_again = True
             return
+        self.check_status.setProperty("role", "muted")
         self.check_status.setText("Reading and checking the file…")
+        self._checked_mapping = self._mapping()
         self._proc = QProcess(self)
         self._proc.finished.connect(self._on_proc_finished)
         self._proc.errorOccurred.connect(self._on_proc_error)
-        args = ["-m", "desktop.datacheck", path, "--question", self._column("question") or "question",
-                "--answer", self._column("answer") or "answer", "--reasoning", self._column("reasoning"),
-                "--difficulty", self._column("difficulty")]
+        question, answer, reasoning, difficulty = self._checked_mapping
+        args = ["-m", "desktop.datacheck", path, "--question", question, "--answer", answer,
+                "--reasoning", reasoning, "--difficulty", difficulty]
         self._proc.start(sys.executable, args)
+
+    def _mapping(self) -> tuple[str, str, str, str]:
+        return (self._column("question") or "question", self._column("answer") or "answer",
+                self._column("reasoning"), self._column("difficulty"))
 
     def _on_proc_error(self, error: QProcess.ProcessError) -> None:
         if error == QProcess.ProcessError.FailedToStart:
@@ -295,6 +309,8 @@ class DataPicker(QGroupBox):
             self._proc = None
         self.check_result = result
         self._show_check(result)
+        if self._mapping() != self._checked_mapping:  # the columns were guessed just now: check with them
+            self._check_again = True
         self.sig_report.emit(result)
         self.sig_changed.emit()
         if self._check_again:
@@ -303,6 +319,10 @@ class DataPicker(QGroupBox):
 
     def _show_check(self, result: dict[str, Any]) -> None:
         columns, rows = result.get("columns") or [], result.get("rows") or []
+        path = self.path_edit.text().strip()
+        guess = self._guessed_for != path and bool(columns)  # a new file: guess its mapping, once
+        if guess:
+            self._guessed_for = path
         for key, combo in self.columns.items():
             current = combo.currentText()
             combo.blockSignals(True)
@@ -310,10 +330,11 @@ class DataPicker(QGroupBox):
             if key in ("reasoning", "difficulty"):
                 combo.addItem(NONE)
             combo.addItems(columns)
-            guess = current if current and (current in columns or current == NONE) else next(
-                (c for c in GUESSES[key] if c in columns and (key != "reasoning" or c != self._column("answer"))),
-                NONE if key in ("reasoning", "difficulty") else (columns[0] if columns else ""))
-            combo.setCurrentText(guess)
+            if guess or not current:
+                current = next((c for c in GUESSES[key] if c in columns
+                                and (key != "reasoning" or c != self._column("answer"))),
+                               NONE if key in ("reasoning", "difficulty") else (columns[0] if columns else ""))
+            combo.setCurrentText(current)
             combo.blockSignals(False)
         self.preview.clear()
         self.preview.setColumnCount(len(columns))
@@ -324,20 +345,22 @@ class DataPicker(QGroupBox):
                 self.preview.setItem(r, c, QTableWidgetItem(str(value)))
         report = result.get("report")
         if result.get("error"):
-            self.check_status.setText("")
-            self.report_label.setProperty("role", "error")
-            self.report_label.setText(result["error"])
+            role, status, text = "error", result["error"], ""
         elif report is None:
-            self.check_status.setText(f"First {len(rows)} rows shown.")
-            self.report_label.setProperty("role", "warning")
-            self.report_label.setText("This version of the engine cannot validate files yet; the worker "
-                                      "checks the file when the run starts.")
+            role, status, text = "warning", ("This version of the engine cannot validate files; the worker checks "
+                                             "the file when the run starts."), ""
         else:
-            self.check_status.setText(f"First {len(rows)} rows shown.")
-            self.report_label.setProperty("role", "" if report.get("ok") else "error")
-            self.report_label.setText(report.get("text") or "")
-        self.report_label.style().unpolish(self.report_label)
-        self.report_label.style().polish(self.report_label)
+            text = report.get("text") or ""
+            role, status = ("", text.splitlines()[0]) if report.get("ok") else ("error", text.splitlines()[0])
+            kept, dropped = report.get("kept"), report.get("dropped")
+            if report.get("ok") and kept is not None:
+                status = f"✓ {kept} rows usable" + (f", {dropped} dropped (see below)" if dropped else "")
+        self.check_status.setText(status)
+        self.check_status.setProperty("role", role)
+        self.check_status.style().unpolish(self.check_status)
+        self.check_status.style().polish(self.check_status)
+        self.report_text.setPlainText(text)
+        self.report_text.setVisible(bool(text) and (not report or not report.get("ok") or bool(report.get("dropped"))))
 
     def check_error(self) -> str | None:
         """The file check's complaint, if the file cannot be used as mapped."""
@@ -393,6 +416,7 @@ class DataPicker(QGroupBox):
             self._update_slider_labels()
         else:
             self.file_radio.setChecked(True)
+            self._guessed_for = source  # the spec's mapping stands: no guessing for its file
             for key in ("question", "answer", "reasoning", "difficulty"):
                 self.columns[key].setCurrentText(str(data.get(key) or (NONE if key in ("reasoning", "difficulty")
                                                                        else key)))

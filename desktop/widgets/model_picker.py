@@ -7,6 +7,7 @@ importing it. Advanced settings (LoRA, device, precision) live below the chooser
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import os
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import Any
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QCheckBox, QFileDialog, QGroupBox, QLineEdit, QVBoxLayout, QWidget
 
-from engine.spec import DEVICES, DTYPES
+from engine.spec import DEVICES, DTYPES, ModelSpec
 
 from desktop.settings import settings
 from desktop.widgets.forms import Collapsible, ComboBox, DoubleSpinBox, Field, SpinBox, form_layout, label
@@ -121,6 +122,7 @@ class ModelPicker(QGroupBox):
         self.device.currentTextChanged.connect(self.sig_changed)
         self.dtype.currentTextChanged.connect(self.sig_changed)
         self._last_source = BUNDLED
+        self.set_spec_dict({})
         self._update_info()
 
     # ---- the list of models -----------------------------------------------------------------------
@@ -218,6 +220,8 @@ class ModelPicker(QGroupBox):
         }
 
     def set_spec_dict(self, model: dict[str, Any]) -> None:
+        defaults = dataclasses.asdict(ModelSpec())
+        model = {**defaults, **model, "lora": {**defaults["lora"], **(model.get("lora") or {})}}
         self._select_source(str(model.get("source", BUNDLED)))
         self.trust.setChecked(bool(model.get("trust_remote_code", False)))
         self.device.setCurrentText(str(model.get("device", "auto")))

@@ -33,6 +33,15 @@ class Series:
         self.x[self.n], self.y[self.n] = x, y
         self.n += 1
 
+    def extend(self, points: np.ndarray) -> None:
+        """Append many (x, y) rows at once."""
+        need = self.n + len(points)
+        if need > len(self.x):
+            size = max(need, 2 * len(self.x))
+            self.x, self.y = np.resize(self.x, size), np.resize(self.y, size)
+        self.x[self.n:need], self.y[self.n:need] = points[:, 0], points[:, 1]
+        self.n = need
+
     def data(self) -> tuple[np.ndarray, np.ndarray]:
         return self.x[: self.n], self.y[: self.n]
 
@@ -88,6 +97,14 @@ class LivePlot(pg.PlotWidget):
         self.series[name].append(x, y)
         self._dirty = True
 
+    def extend(self, name: str, points: list[tuple[float, float]]) -> None:
+        """Append many points at once (a finished run's whole curve)."""
+        if name not in self.series:
+            self.add_series(name)
+        arr = np.asarray(points, dtype=float).reshape(-1, 2)
+        self.series[name].extend(arr[np.isfinite(arr[:, 1])])
+        self._dirty = True
+
     def point_count(self, name: str | None = None) -> int:
         if name is not None:
             return self.series[name].n if name in self.series else 0
@@ -105,11 +122,13 @@ class LivePlot(pg.PlotWidget):
         self._boundaries.clear()
         self._dirty = True
 
-    def add_boundary(self, x: float, label: str) -> None:
-        """A dashed vertical line where a stage starts."""
+    def add_boundary(self, x: float, label: str, color: str | None = None, position: float = 0.92) -> None:
+        """A dashed vertical line where a stage starts (or, in `color`, where an alert fired)."""
+        color = color or theme.current().muted
         line = pg.InfiniteLine(pos=x, angle=90, movable=False, label=label,
-                               labelOpts={"position": 0.92, "color": theme.current().muted})
-        line.setPen(pg.mkPen(theme.current().muted, width=1, style=Qt.PenStyle.DashLine))
+                               labelOpts={"position": position, "color": color})
+        line.setPen(pg.mkPen(color, width=1, style=Qt.PenStyle.DashLine))
+        line.setToolTip(label)
         self.addItem(line, ignoreBounds=True)
         self._boundaries.append((line, label))
 
@@ -139,8 +158,7 @@ class LivePlot(pg.PlotWidget):
             ax.setTextPen(pg.mkPen(t.muted))
         item.setTitle(self.title, color=t.text, size="10pt")
         self.note.setText(self._empty_note, color=t.muted)
-        for line, _ in self._boundaries:
-            line.setPen(pg.mkPen(t.muted, width=1, style=Qt.PenStyle.DashLine))
+
 
 
 class StackedPlot(LivePlot):

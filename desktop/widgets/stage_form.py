@@ -1,24 +1,174 @@
-"""The stages of a run and their settings: the key ones in view, the rest under "Advanced"."""
+"""The stages of a run and their settings: each chosen stage's key settings in view, the rest under "Advanced".
+
+The forms are built from the engine's stage dataclasses (`GRPOSpec`, `SFTSpec`, ...), so a
+setting the engine adds shows up under "Advanced" without a change here; what is listed
+below only picks the key settings, labels, hints and choices.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import typing
 from typing import Any
 
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QCheckBox, QGroupBox, QHBoxLayout, QLineEdit, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QCheckBox, QGroupBox, QHBoxLayout, QLineEdit, QPlainTextEdit, QVBoxLayout, QWidget
 
-from engine.spec import AVAILABLE_STAGES, LOSS_TYPES, SCALE_REWARDS, STAGE_ORDER, GRPOSpec
+from engine import spec as engine_spec
+from engine.spec import AVAILABLE_STAGES, LOSS_TYPES, SCALE_REWARDS, STAGE_ORDER
 
-from desktop.widgets.forms import Collapsible, ComboBox, DoubleSpinBox, Field, SciEdit, SpinBox, form_layout, label
+from desktop.widgets.forms import Collapsible, ComboBox, Field, SciEdit, SpinBox, form_layout, label
 from desktop.widgets.timeline import STAGE_TITLES
 
 STAGE_HELP = {
     "sft": "teaches the output format and concise thinking from sketch traces",
-    "judge": "trains a reward model that prefers concise, correct reasoning",
+    "judge": "trains a reward model that prefers concise, correct reasoning (the judge reward)",
     "grpo": "reinforcement learning with the chosen rewards",
-    "eval": "scores the trained model on the held-out problems",
+    "eval": "scores the trained model (and the base) on the held-out problems",
 }
+SECTIONS = {  # spec section -> (dataclass, key settings shown first)
+    "sft": (engine_spec.SFTSpec, ("max_steps", "learning_rate", "batch_size", "max_length", "trace")),
+    "judge": (engine_spec.JudgeSpec, ("max_steps", "learning_rate", "batch_size", "max_length")),
+    "grpo": (engine_spec.GRPOSpec, ("max_steps", "learning_rate", "num_generations", "batch_size",
+                                    "max_completion_length")),
+    "eval": (engine_spec.EvalSpec, ("num_samples", "temperature", "max_completion_length", "compare_base")),
+    "health": (engine_spec.HealthSpec, ()),
+}
+LABELS = {
+    "max_steps": "Steps", "learning_rate": "Learning rate", "num_generations": "Generations", "batch_size": "Batch",
+    "max_completion_length": "Completion length", "max_length": "Max length", "top_p": "Top-p",
+    "beta": "KL weight", "loss_type": "Loss", "scale_rewards": "Reward scaling",
+    "gradient_accumulation_steps": "Gradient accumulation", "save_steps": "Save every",
+    "traces_per_step": "Traces per step", "gradient_checkpointing": "Gradient checkpointing",
+    "num_samples": "Samples per prompt", "compare_base": "Also evaluate the base model",
+    "teacher_source": "Teacher model", "teacher_prompt": "Teacher prompt", "eval_pairs": "Held-out pairs",
+    "enabled": "Alerts on", "warmup_steps": "Quiet for the first", "window": "Steps in a row",
+    "truncated_share": "Cut-off share", "zero_spread_share": "Zero-spread share", "flat_steps": "Flat reward steps",
+    "flat_tolerance": "Flat tolerance", "min_mean_tokens": "Min mean tokens", "kl_max": "Max KL",
+}
+HINTS = {
+    "grpo.learning_rate": "1e-5 to 5e-5 is typical with LoRA",
+    "grpo.num_generations": "completions per prompt, compared with each other",
+    "grpo.batch_size": "completions per step: whole groups of generations",
+    "grpo.max_completion_length": "tokens; longer completions are cut off",
+    "grpo.beta": "KL weight to the base model; 0 = no reference model",
+    "grpo.loss_type": "dr_grpo: length effects come from the rewards alone",
+    "grpo.save_steps": "checkpoint every N steps (and at the end and on stop)",
+    "grpo.traces_per_step": "completions kept per step for the monitor; 0 = all",
+    "grpo.gradient_checkpointing": "less memory, a little slower",
+    "sft.learning_rate": "2e-4 is typical with LoRA",
+    "sft.max_length": "tokens of prompt and target; longer examples are cut",
+    "sft.trace": "sketch: concise traces; reasoning: the long trace as given",
+    "sft.converter": "how long traces become sketches when the data has none",
+    "judge.batch_size": "preference pairs per step",
+    "judge.eval_pairs": "held-out pairs for the judge's pairwise accuracy",
+    "eval.num_samples": "pass@k is reported for k up to this",
+    "eval.temperature": "0 = greedy (one sample only)",
+    "health.warmup_steps": "steps without alerts (except NaN)",
+    "health.truncated_share": "alert when more completions than this are cut off",
+    "health.zero_spread_share": "alert when more groups than this get equal rewards",
+}
+CHOICES = {"loss_type": LOSS_TYPES, "scale_rewards": SCALE_REWARDS, "trace": ("sketch", "reasoning"),
+           "converter": ("rules", "teacher")}
+MULTILINE = {"teacher_prompt"}
+
+
+class DataclassForm(QWidget):
+    """Inputs for one spec section's dataclass: key settings first, the rest under "Advanced"."""
+
+    sig_changed = Signal()
+    """A setting changed."""
+
+    def __init__(self, section: str, cls: type, key: tuple[str, ...], advanced_title: str = "Advanced"):
+        super().__init__()
+        self.section = section
+        self.defaults = {f.name: _default(f) for f in dataclasses.fields(cls)}
+        self.types = typing.get_type_hints(cls)
+        self.inputs: dict[str, QWidget] = {}
+        self.fields: dict[str, Field] = {}
+        key_form, more_form = form_layout(), form_layout()
+        key_form.setContentsMargins(0, 0, 0, 0)
+        more_form.setContentsMargins(0, 0, 0, 0)
+        for name in [*key, *(n for n in self.defaults if n not in key)]:
+            widget = self._input(name)
+            path = f"{section}.{name}"
+            self.inputs[name] = widget
+            self.fields[path] = Field(widget, HINTS.get(path, ""))
+            text = "" if isinstance(widget, QCheckBox) else LABELS.get(name, name.replace("_", " ").capitalize())
+            (key_form if name in key else more_form).addRow(text, self.fields[path])
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(key_form)
+        self.advanced = None
+        if more_form.rowCount():
+            more = QWidget()
+            more.setLayout(more_form)
+            self.advanced = Collapsible(advanced_title, more)
+            layout.addWidget(self.advanced)
+        self.set_values({})
+
+    def _input(self, name: str) -> QWidget:
+        hint, default = self.types[name], self.defaults[name]
+        if name in CHOICES:
+            widget = ComboBox()
+            widget.addItems(CHOICES[name])
+            widget.currentTextChanged.connect(self.sig_changed)
+        elif hint is bool:
+            widget = QCheckBox(LABELS.get(name, name.replace("_", " ").capitalize()))
+            widget.toggled.connect(self.sig_changed)
+        elif hint is int:
+            widget = SpinBox(-1, 10_000_000, 0)
+            widget.valueChanged.connect(self.sig_changed)
+        elif hint is float:
+            widget = SciEdit(default)
+            widget.textChanged.connect(self.sig_changed)
+        elif name in MULTILINE:
+            widget = QPlainTextEdit()
+            widget.setMaximumHeight(90)
+            widget.textChanged.connect(self.sig_changed)
+        else:
+            widget = QLineEdit()
+            widget.textChanged.connect(self.sig_changed)
+        return widget
+
+    def values(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for name, widget in self.inputs.items():
+            if isinstance(widget, ComboBox):
+                out[name] = widget.currentText()
+            elif isinstance(widget, QCheckBox):
+                out[name] = widget.isChecked()
+            elif isinstance(widget, SpinBox):
+                out[name] = widget.value()
+            elif isinstance(widget, SciEdit):
+                value = widget.value()
+                out[name] = value if math.isfinite(value) else math.nan  # the spec says "must be a number"
+            elif isinstance(widget, QPlainTextEdit):
+                out[name] = widget.toPlainText()
+            else:
+                out[name] = widget.text().strip()
+        return out
+
+    def set_values(self, values: dict[str, Any]) -> None:
+        for name, widget in self.inputs.items():
+            value = values.get(name, self.defaults[name])
+            if isinstance(widget, ComboBox):
+                widget.setCurrentText(str(value))
+            elif isinstance(widget, QCheckBox):
+                widget.setChecked(bool(value))
+            elif isinstance(widget, SpinBox):
+                widget.setValue(int(value))
+            elif isinstance(widget, SciEdit):
+                widget.set_value(float(value))
+            elif isinstance(widget, QPlainTextEdit):
+                widget.setPlainText(str(value))
+            else:
+                widget.setText(str(value))
+
+
+def _default(f: dataclasses.Field) -> Any:
+    return f.default_factory() if f.default is dataclasses.MISSING else f.default
 
 
 class StageForm(QGroupBox):
@@ -27,14 +177,13 @@ class StageForm(QGroupBox):
 
     def __init__(self, parent=None):
         super().__init__("Stages", parent)
-        d = GRPOSpec()
         self.stage_boxes: dict[str, QCheckBox] = {}
         stages_row = QHBoxLayout()
+        stages_row.setContentsMargins(0, 0, 0, 0)
         for stage in STAGE_ORDER:
             box = QCheckBox(STAGE_TITLES.get(stage, stage))
             available = stage in AVAILABLE_STAGES
             box.setEnabled(available)
-            box.setChecked(stage == "grpo")
             box.setToolTip(STAGE_HELP.get(stage, "") + ("" if available else " (not available in this version)"))
             box.toggled.connect(self._on_stage_box_toggled)
             self.stage_boxes[stage] = box
@@ -43,120 +192,80 @@ class StageForm(QGroupBox):
         stages_widget = QWidget()
         stages_widget.setLayout(stages_row)
 
-        self.max_steps = SpinBox(0, 1_000_000, d.max_steps)
-        self.learning_rate = SciEdit(d.learning_rate)
-        self.num_generations = SpinBox(0, 256, d.num_generations)
-        self.batch_size = SpinBox(0, 65536, d.batch_size)
-        self.max_completion_length = SpinBox(0, 131072, d.max_completion_length, 16, " tokens")
-        self.temperature = DoubleSpinBox(0, 5, d.temperature, 0.05, 2)
-        self.top_p = DoubleSpinBox(0, 1, d.top_p, 0.05, 2)
-        self.beta = DoubleSpinBox(0, 10, d.beta, 0.01, 3)
-        self.loss_type = ComboBox()
-        self.loss_type.addItems(LOSS_TYPES)
-        self.scale_rewards = ComboBox()
-        self.scale_rewards.addItems(SCALE_REWARDS)
-        self.grad_accum = SpinBox(0, 1024, d.gradient_accumulation_steps)
-        self.save_steps = SpinBox(0, 1_000_000, d.save_steps)
-        self.traces_per_step = SpinBox(0, 65536, d.traces_per_step)
-        self.traces_per_step.setSpecialValueText("all")
-        self.grad_ckpt = QCheckBox("Gradient checkpointing")
+        self.forms: dict[str, DataclassForm] = {}
+        self.sections: dict[str, QWidget] = {}
+        layout = QVBoxLayout(self)
+        self.fields: dict[str, Field] = {"stages": Field(stages_widget, "stages run in this order; "
+                                                                          "hover over one for what it does")}
+        layout.addWidget(self.fields["stages"])
+        for stage in STAGE_ORDER:
+            cls, key = SECTIONS[stage]
+            form = DataclassForm(stage, cls, key, f"Advanced {STAGE_TITLES.get(stage, stage)} settings")
+            form.sig_changed.connect(self.sig_changed)
+            section = QWidget()
+            box = QVBoxLayout(section)
+            box.setContentsMargins(0, 6, 0, 0)
+            box.addWidget(label(STAGE_TITLES.get(stage, stage), "section"))
+            box.addWidget(label(STAGE_HELP[stage].capitalize() + ".", "muted"))
+            box.addWidget(form)
+            if stage == "grpo":  # health alerts watch GRPO's steps
+                cls, key = SECTIONS["health"]
+                health = DataclassForm("health", cls, key)
+                health.sig_changed.connect(self.sig_changed)
+                self.forms["health"] = health
+                box.addWidget(Collapsible("Training health alerts", health))
+            self.forms[stage] = form
+            self.sections[stage] = section
+            layout.addWidget(section)
+
         self.run_seed = SpinBox(0, 2**31 - 1, 42)
+        self.run_seed.valueChanged.connect(self.sig_changed)
         self.output_dir = QLineEdit()
         self.output_dir.setPlaceholderText("under the Ponder home")
-
-        self.fields: dict[str, Field] = {
-            "stages": Field(stages_widget),
-            "grpo.max_steps": Field(self.max_steps),
-            "grpo.learning_rate": Field(self.learning_rate, "1e-5 to 5e-5 is typical with LoRA"),
-            "grpo.num_generations": Field(self.num_generations, "completions per prompt, compared with each other"),
-            "grpo.batch_size": Field(self.batch_size, "completions per step: whole groups of generations"),
-            "grpo.max_completion_length": Field(self.max_completion_length, "longer completions are cut off"),
-            "grpo.temperature": Field(self.temperature),
-            "grpo.top_p": Field(self.top_p),
-            "grpo.beta": Field(self.beta, "KL weight to the base model; 0 = no reference model"),
-            "grpo.loss_type": Field(self.loss_type, "dr_grpo: length effects come from the rewards alone"),
-            "grpo.scale_rewards": Field(self.scale_rewards),
-            "grpo.gradient_accumulation_steps": Field(self.grad_accum),
-            "grpo.save_steps": Field(self.save_steps, "checkpoint every N steps (and at the end and on stop)"),
-            "grpo.traces_per_step": Field(self.traces_per_step, "completions kept per step for the monitor"),
-            "grpo.gradient_checkpointing": Field(self.grad_ckpt, "less memory, a little slower"),
-            "seed": Field(self.run_seed),
-            "output_dir": Field(self.output_dir),
-        }
-        key = form_layout()
-        for name, text in (("grpo.max_steps", "Steps"), ("grpo.learning_rate", "Learning rate"),
-                           ("grpo.num_generations", "Generations"), ("grpo.batch_size", "Batch"),
-                           ("grpo.max_completion_length", "Completion length")):
-            key.addRow(text, self.fields[name])
-        advanced = QWidget()
-        form = form_layout()
-        form.setContentsMargins(0, 0, 0, 0)
-        for name, text in (("grpo.temperature", "Temperature"), ("grpo.top_p", "Top-p"), ("grpo.beta", "KL weight"),
-                           ("grpo.loss_type", "Loss"), ("grpo.scale_rewards", "Reward scaling"),
-                           ("grpo.gradient_accumulation_steps", "Gradient accumulation"),
-                           ("grpo.save_steps", "Save every"), ("grpo.traces_per_step", "Traces per step"),
-                           ("grpo.gradient_checkpointing", ""), ("seed", "Seed"), ("output_dir", "Output folder")):
-            form.addRow(text, self.fields[name])
-        advanced.setLayout(form)
-        self.advanced = Collapsible("Advanced GRPO settings", advanced)
-
-        layout = QVBoxLayout(self)
-        layout.addWidget(self.fields["stages"])
-        layout.addWidget(label("GRPO", "section"))
-        layout.addLayout(key)
-        layout.addWidget(self.advanced)
-
-        for spin in (self.max_steps, self.num_generations, self.batch_size, self.max_completion_length,
-                     self.grad_accum, self.save_steps, self.traces_per_step, self.run_seed):
-            spin.valueChanged.connect(self.sig_changed)
-        for spin in (self.temperature, self.top_p, self.beta):
-            spin.valueChanged.connect(self.sig_changed)
-        self.learning_rate.textChanged.connect(self.sig_changed)
-        self.loss_type.currentTextChanged.connect(self.sig_changed)
-        self.scale_rewards.currentTextChanged.connect(self.sig_changed)
-        self.grad_ckpt.toggled.connect(self.sig_changed)
         self.output_dir.textChanged.connect(self.sig_changed)
-        self.set_spec_dict({"grpo": {}, "stages": ["grpo"]})
+        run_form = form_layout()
+        self.fields["seed"] = Field(self.run_seed)
+        self.fields["output_dir"] = Field(self.output_dir, "where the run folder (checkpoints, adapter) goes")
+        run_form.addRow("Seed", self.fields["seed"])
+        run_form.addRow("Output folder", self.fields["output_dir"])
+        run_widget = QWidget()
+        run_widget.setLayout(run_form)
+        layout.addWidget(Collapsible("Run seed and output folder", run_widget))
+        for form in self.forms.values():
+            self.fields.update(form.fields)
+        self.set_spec_dict({"stages": ["grpo"]})
+
+    def widget(self, path: str) -> QWidget:
+        """The input of a dotted spec path, e.g. "grpo.batch_size"."""
+        section, name = path.split(".", 1)
+        return self.forms[section].inputs[name]
 
     def _on_stage_box_toggled(self, _on: bool) -> None:
+        self._show_sections()
         self.sig_changed.emit()
+
+    def _show_sections(self) -> None:
+        for stage, section in self.sections.items():
+            section.setVisible(self.stage_boxes[stage].isChecked())
 
     def stages(self) -> list[str]:
         return [s for s, box in self.stage_boxes.items() if box.isChecked()]
 
-    def grpo_dict(self) -> dict[str, Any]:
-        lr = self.learning_rate.value()
-        return {
-            "max_steps": self.max_steps.value(), "learning_rate": lr if math.isfinite(lr) else math.nan,
-            "num_generations": self.num_generations.value(), "batch_size": self.batch_size.value(),
-            "gradient_accumulation_steps": self.grad_accum.value(),
-            "max_completion_length": self.max_completion_length.value(),
-            "temperature": round(self.temperature.value(), 4), "top_p": round(self.top_p.value(), 4),
-            "beta": round(self.beta.value(), 5), "loss_type": self.loss_type.currentText(),
-            "scale_rewards": self.scale_rewards.currentText(), "save_steps": self.save_steps.value(),
-            "traces_per_step": self.traces_per_step.value(),
-            "gradient_checkpointing": self.grad_ckpt.isChecked(),
-        }
+    def spec_parts(self) -> dict[str, Any]:
+        """The stage sections of the spec (every stage's settings, chosen or not) and the stage list."""
+        out: dict[str, Any] = {"stages": self.stages(), "seed": self.run_seed.value(),
+                               "output_dir": self.output_dir.text().strip()}
+        out.update({section: form.values() for section, form in self.forms.items()})
+        return out
 
     def set_spec_dict(self, spec: dict[str, Any]) -> None:
-        d = GRPOSpec()
-        g = {**d.__dict__, **(spec.get("grpo") or {})}
         stages = spec.get("stages") or ["grpo"]
         for stage, box in self.stage_boxes.items():
+            box.blockSignals(True)
             box.setChecked(stage in stages)
-        self.max_steps.setValue(int(g["max_steps"]))
-        self.learning_rate.set_value(float(g["learning_rate"]))
-        self.num_generations.setValue(int(g["num_generations"]))
-        self.batch_size.setValue(int(g["batch_size"]))
-        self.grad_accum.setValue(int(g["gradient_accumulation_steps"]))
-        self.max_completion_length.setValue(int(g["max_completion_length"]))
-        self.temperature.setValue(float(g["temperature"]))
-        self.top_p.setValue(float(g["top_p"]))
-        self.beta.setValue(float(g["beta"]))
-        self.loss_type.setCurrentText(str(g["loss_type"]))
-        self.scale_rewards.setCurrentText(str(g["scale_rewards"]))
-        self.save_steps.setValue(int(g["save_steps"]))
-        self.traces_per_step.setValue(int(g["traces_per_step"]))
-        self.grad_ckpt.setChecked(bool(g["gradient_checkpointing"]))
+            box.blockSignals(False)
+        for section, form in self.forms.items():
+            form.set_values(spec.get(section) or {})
         self.run_seed.setValue(int(spec.get("seed", 42)))
         self.output_dir.setText(str(spec.get("output_dir", "")))
+        self._show_sections()

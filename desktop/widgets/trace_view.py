@@ -124,14 +124,16 @@ def completion_html(trace: dict[str, Any], show_think: bool) -> str:
     correct = (f"<span style='color:{t.success}'>correct</span>" if trace.get("correct")
                else f"<span style='color:{t.error}'>wrong</span>")
     total = trace.get("reward")
+    step = f"<b>Step {trace['step']}</b> · " if trace.get("step") is not None else ""
+    reward_part = (f"<p style='color:{t.muted}'>Reward {'' if total is None else f'{total:.3g}'}</p>"
+                   f"<table cellspacing='0' cellpadding='3'>{reward_rows}</table>") if rewards or total is not None else ""
     return (
-        f"<p><b>Step {trace.get('step')}</b> · {correct} · {trace.get('tokens') or 0} tokens "
+        f"<p>{step}{correct} · {trace.get('tokens') or 0} tokens "
         f"({think_tokens} thinking, {trace.get('answer_tokens') or 0} answer) · "
         f"mode {html.escape(str(trace.get('mode') or ''))}</p>"
         f"<p style='color:{t.muted}'>Question</p><p>{html.escape(str(trace.get('prompt') or ''))}</p>"
         f"<p style='color:{t.muted}'>Completion</p><p style='font-family:monospace'>{completion}</p>"
-        f"<p style='color:{t.muted}'>Reward {'' if total is None else f'{total:.3g}'}</p>"
-        f"<table cellspacing='0' cellpadding='3'>{reward_rows}</table>"
+        + reward_part
     )
 
 
@@ -148,9 +150,13 @@ class TraceView(QSplitter):
         self.table.verticalHeader().hide()
         self.table.setAlternatingRowColors(True)
         self.table.setWordWrap(False)
-        header = self.table.horizontalHeader()
-        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header = self.table.horizontalHeader()  # fixed widths: sizing to contents rescans rows on every insert
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
+        for col, width in enumerate((56, 0, 70, 64, 110, 76, 70)):
+            if width:
+                self.table.setColumnWidth(col, width)
+        self.table.verticalHeader().setDefaultSectionSize(24)
         self.table.selectionModel().currentRowChanged.connect(self._on_table_current_row_changed)
         self.detail = QTextBrowser()
         self.detail.setOpenLinks(False)

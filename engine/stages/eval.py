@@ -29,12 +29,14 @@ def run(ctx: StageContext) -> str:
                             max_completion_length=e.max_completion_length, batch_size=e.batch_size,
                             prompt_mode=spec.rewards.resolved_prompt_mode(), seed=spec.seed)
     sources = (["base"] if e.compare_base or trained is None else []) + ([str(trained)] if trained else [])
+    sft = ctx.outputs.get("sft_adapter")
+    if e.compare_base and sft and trained and str(sft) != str(trained):
+        sources.insert(1, f"sft:{sft}")  # the table the papers show: base, after SFT, after RL
     eval_id = ctx.store.create_evaluation(sources, spec.data.source, len(examples), settings.__dict__,
                                           run_id=ctx.run_id)
     ctx.store.set_stage(ctx.run_id, STAGE, total_steps=len(sources) * len(examples), progress=0)
     ctx.event("info", f"eval: {len(examples)} held-out prompts x {e.num_samples} sample(s) on "
-                      f"{' and '.join('the base model' if s == 'base' else 'the trained adapter' for s in sources)}",
-              STAGE)
+                      f"{', '.join(_source(s, ctx).label for s in sources)}", STAGE)
     summary = run_evaluation(ctx.store, eval_id, placement=ctx.placement, examples=examples,
                              default_model=spec.model, sources=[_source(s, ctx) for s in sources])
     ctx.store.set_stage(ctx.run_id, STAGE, progress=len(sources) * len(examples))
@@ -57,7 +59,10 @@ def run(ctx: StageContext) -> str:
 
 
 def _source(text: str, ctx: StageContext) -> Source:
-    """"base" is the run's base model; anything else is the trained adapter on it."""
+    """"base" is the run's base model, "sft:PATH" the SFT adapter, anything else the trained adapter."""
     mode = ctx.spec.rewards.resolved_prompt_mode()
-    adapter = None if text == "base" else Path(text)
-    return Source("base" if adapter is None else "trained", ctx.spec.model, adapter, mode)
+    if text == "base":
+        return Source("base", ctx.spec.model, None, mode)
+    if text.startswith("sft:"):
+        return Source("sft", ctx.spec.model, Path(text[4:]), mode)
+    return Source("trained", ctx.spec.model, Path(text), mode)

@@ -96,7 +96,7 @@ def run(ctx: StageContext) -> str:
         gradient_accumulation_steps=g.gradient_accumulation_steps,
         max_completion_length=g.max_completion_length, temperature=g.temperature, top_p=g.top_p,
         beta=g.beta, loss_type=g.loss_type, scale_rewards=g.scale_rewards, reward_weights=weights,
-        save_strategy="steps", save_steps=g.save_steps, gradient_checkpointing=g.gradient_checkpointing,
+        save_strategy="steps", save_steps=g.save_steps, activation_checkpointing=g.gradient_checkpointing,
         log_completions=False, shuffle_dataset=True, remove_unused_columns=False,
         **trainer_device_args(ctx),
     )
@@ -113,6 +113,8 @@ def run(ctx: StageContext) -> str:
 
     # ---- resume from the last checkpoint ---------------------------------------------------------
     resume_from = last_checkpoint(out_dir) if ctx.resume else None
+    if ctx.resume and resume_from is None and is_main_process():
+        ctx.store.forget_after(ctx.run_id, STAGE, -1)  # killed before its first checkpoint: start over
     if resume_from is not None:
         done = int(resume_from.name.rsplit("-", 1)[-1])
         if is_main_process():

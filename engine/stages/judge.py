@@ -80,7 +80,7 @@ def wrong_trace(trace: str, answer: str, rng: random.Random) -> str | None:
 
 
 def preference_pairs(examples: list[dict], seed: int, sketches: dict[str, str] | None = None) -> list[dict]:
-    """{"question", "chosen", "rejected", "kind"} pairs of think texts, row by row (see the module docstring)."""
+    """{"question", "chosen", "rejected", "kind"} pairs of think texts, row by row (see the module doc)."""
     from engine.data.sketch import to_sketch
 
     rng = random.Random(f"ponder/judge/{seed}")
@@ -89,12 +89,14 @@ def preference_pairs(examples: list[dict], seed: int, sketches: dict[str, str] |
     for row in examples:
         question, answer = row["question"], str(row["answer"])
         verbose = (row.get("reasoning") or "").strip()
-        sketch = (sketches.get(row["id"]) or row.get("sketch") or (to_sketch(verbose) if verbose else "")).strip()
+        sketch = sketches.get(row["id"]) or row.get("sketch") or (to_sketch(verbose) if verbose else "")
+        sketch = sketch.strip()
         wrong_sketch = wrong_trace(sketch, answer, rng) if sketch else None
         wrong_verbose = wrong_trace(verbose, answer, rng) if verbose else None
+        wrong_any = rng.choice([w for w in (wrong_sketch, wrong_verbose) if w] or [""])
         candidates = [("sketch_vs_verbose", sketch, verbose if sketch != verbose else ""),
                       ("sketch_vs_wrong", sketch, wrong_sketch),
-                      ("verbose_vs_wrong", verbose, rng.choice([w for w in (wrong_sketch, wrong_verbose) if w] or [""]))]
+                      ("verbose_vs_wrong", verbose, wrong_any)]
         pairs += [{"question": question, "chosen": chosen, "rejected": rejected, "kind": kind}
                   for kind, chosen, rejected in candidates if chosen and rejected]
     return pairs
@@ -137,8 +139,8 @@ def pairwise_accuracy(model, tokenizer, pairs: list[dict], device: str,
                       max_length: int | None = None) -> dict[str, float]:
     """Share of pairs with score(chosen) > score(rejected): "all" and per kind present."""
     eos = tokenizer.eos_token
-    chosen = score_texts(model, tokenizer, [judge_text(p["question"], p["chosen"], eos) for p in pairs], device,
-                         max_length)
+    chosen = score_texts(model, tokenizer, [judge_text(p["question"], p["chosen"], eos) for p in pairs],
+                         device, max_length)
     rejected = score_texts(model, tokenizer, [judge_text(p["question"], p["rejected"], eos) for p in pairs],
                            device, max_length)
     wins = [c > r for c, r in zip(chosen, rejected, strict=True)]
@@ -164,7 +166,7 @@ def _seq_cls_model(folder: Path, placement, trust_remote_code: bool):
 
 
 def load_judge(path: str | Path, placement) -> tuple[Any, Any, dict]:
-    """(model, tokenizer, meta) of a saved judge: a LoRA adapter (with its score head) on its base, or a full model."""
+    """(model, tokenizer, meta) of a saved judge: a LoRA adapter (and score head) on its base, or a model."""
     from engine.models import load_tokenizer, resolve_source
 
     path = Path(path)
@@ -185,7 +187,7 @@ def load_judge(path: str | Path, placement) -> tuple[Any, Any, dict]:
 
 
 class JudgeReward:
-    """`judge` reward: the judge's score of the thinking, normalised within the prompt group, paid only when correct.
+    """`judge` reward: the judge's score of the thinking, normalised per prompt group, paid only when correct.
 
     For the completions of one prompt (`prompt_id` column) whose answer is correct
     (`is_correct(parse_response(completion, prefix).answer, answer)`), with s_i the judge's score
@@ -195,7 +197,7 @@ class JudgeReward:
 
     min and max run over the group's correct completions; a wrong answer gets 0 and is not
     scored at all (saving the judge's forward pass); a row without a reference answer gets None.
-    So style never beats correctness: the best-styled wrong answer earns less than any right one.
+    So style never beats correctness: a wrong answer earns 0 however it reads, never more than a right one.
 
     Source: SketchThinker-R1 (SketchJudge): a reward model that rates the thinking text as
     sketch-like, used as a small style term (weight 0.1) beside accuracy and format, paid only
@@ -232,8 +234,9 @@ class JudgeReward:
             return out
         model, tokenizer, meta = self._judge()
         texts = [judge_text(str(questions[i]), parsed[i].think or "", tokenizer.eos_token) for i in paid]
-        scores = dict(zip(paid, score_texts(model, tokenizer, texts, self.placement.device, meta.get("max_length"),
-                                            self.batch_size), strict=True))
+        scored = score_texts(model, tokenizer, texts, self.placement.device, meta.get("max_length"),
+                             self.batch_size)
+        scores = dict(zip(paid, scored, strict=True))
         for group in group_indices(prompts, kwargs):
             members = [i for i in group if i in scores]
             if not members:
@@ -265,7 +268,13 @@ def run(ctx: StageContext) -> str:
     from trl import RewardConfig, RewardTrainer
 
     from engine.data import load_examples
-    from engine.models import check_model_folder, load_tokenizer, lora_config, missing_lora_targets, resolve_source
+    from engine.models import (
+        check_model_folder,
+        load_tokenizer,
+        lora_config,
+        missing_lora_targets,
+        resolve_source,
+    )
 
     spec, j = ctx.spec, ctx.spec.judge
 
@@ -274,9 +283,10 @@ def run(ctx: StageContext) -> str:
     train_rows = load_examples(spec.data.source, n=spec.data.train_size, split="train", **data)
     train_pairs = preference_pairs(train_rows, spec.seed, _train_sketches(ctx))
     if not train_pairs:
-        ctx.event("warning", f"judge: skipped: none of the {len(train_rows)} training rows gives a preference pair "
-                             "(it needs a reasoning trace or a sketch, and a numeric answer for the wrong-answer "
-                             "pairs). Map a reasoning column (data.reasoning) or use a built-in task.", STAGE)
+        ctx.event("warning", f"judge: skipped: none of the {len(train_rows)} training rows gives a "
+                             "preference pair (it needs a reasoning trace or a sketch, and a numeric answer "
+                             "for the wrong-answer pairs). Map a reasoning column (data.reasoning) or use a "
+                             "built-in task.", STAGE)
         return "skipped"
     eval_pairs: list[dict] = []
     if j.eval_pairs:
@@ -299,7 +309,8 @@ def run(ctx: StageContext) -> str:
     if spec.model.lora.enabled:
         missing = missing_lora_targets(model, spec.model.lora.target_modules)
         if missing:
-            raise StageFailed(f"model.lora.target_modules: the model has no modules named {', '.join(missing)}.")
+            raise StageFailed("model.lora.target_modules: the model has no modules named "
+                              f"{', '.join(missing)}.")
         peft_config = lora_config(spec.model.lora, task_type="SEQ_CLS")
 
     # ---- trainer ---------------------------------------------------------------------------------
@@ -311,12 +322,14 @@ def run(ctx: StageContext) -> str:
         **trainer_device_args(ctx),
     )
     stopper = StopOnRequest(ctx.store, ctx.run_id)
-    trainer = RewardTrainer(model=model, args=config, train_dataset=build_dataset(train_pairs, tokenizer.eos_token),
+    train_dataset = build_dataset(train_pairs, tokenizer.eos_token)
+    trainer = RewardTrainer(model=model, args=config, train_dataset=train_dataset,
                             processing_class=tokenizer, peft_config=peft_config,
                             callbacks=[stopper, StoreReporter(ctx, STAGE)])
     dropped = len(train_pairs) - len(trainer.train_dataset)
     if dropped == len(train_pairs):
-        raise StageFailed(f"judge.max_length: every preference pair is longer than {j.max_length} tokens; raise it.")
+        raise StageFailed(f"judge.max_length: every preference pair is longer than {j.max_length} tokens; "
+                          "raise it.")
     if dropped:
         ctx.event("warning", f"judge: {dropped} of {len(train_pairs)} pairs left out: longer than "
                              f"judge.max_length ({j.max_length} tokens)", STAGE)
@@ -338,9 +351,9 @@ def run(ctx: StageContext) -> str:
     accuracy: dict[str, float] = {}
     if status == "succeeded" and eval_pairs:
         accuracy = pairwise_accuracy(trainer.model, tokenizer, eval_pairs, ctx.placement.device, j.max_length)
-        ctx.event("info", f"judge: pairwise accuracy {accuracy['all']:.0%} on {len(eval_pairs)} held-out pairs (" +
-                  ", ".join(f"{k.replace('_', ' ')} {accuracy[k]:.0%}" for k in PAIR_KINDS if k in accuracy) + ")",
-                  STAGE, step)
+        by_kind = ", ".join(f"{k.replace('_', ' ')} {accuracy[k]:.0%}" for k in PAIR_KINDS if k in accuracy)
+        ctx.event("info", f"judge: pairwise accuracy {accuracy['all']:.0%} on {len(eval_pairs)} held-out "
+                          f"pairs ({by_kind})", STAGE, step)
         if is_main_process():
             ctx.store.add_metrics(ctx.run_id, STAGE, step, {
                 "judge/pairwise_accuracy": accuracy["all"],
@@ -353,7 +366,7 @@ def run(ctx: StageContext) -> str:
     final = ctx.run_dir / JUDGE_DIR if status == "succeeded" else last_checkpoint(out_dir)
     pairwise = accuracy.get("all") if accuracy else None
     if status == "succeeded":
-        trainer.save_model(str(final))  # the LoRA adapter with the score head (modules_to_save), or the full model
+        trainer.save_model(str(final))  # the LoRA adapter with the score head (modules_to_save), or a model
         tokenizer.save_pretrained(str(final))
     if status == "succeeded" and is_main_process():
         (final / META_FILE).write_text(json.dumps({
@@ -363,19 +376,18 @@ def run(ctx: StageContext) -> str:
             "pairwise_accuracy_by_kind": {k: v for k, v in accuracy.items() if k != "all"},
         }, indent=2))
     if is_main_process() and final is not None:
-        meta = {"pairwise_accuracy": pairwise, "step": step, "stage": STAGE, "pairs": len(trainer.train_dataset),
-                "held_out": len(eval_pairs)}
+        meta = {"pairwise_accuracy": pairwise, "step": step, "stage": STAGE,
+                "pairs": len(trainer.train_dataset), "held_out": len(eval_pairs)}
         ctx.store.add_artifact(ctx.run_id, "judge" if status == "succeeded" else "checkpoint", final, meta,
                                stage=STAGE)
         for ckpt in sorted(out_dir.glob("checkpoint-*")):
             if not ctx.store.db.execute("SELECT 1 FROM artifacts WHERE run_id = ? AND path = ?",
                                         [ctx.run_id, str(ckpt)]).fetchone():
-                ctx.store.add_artifact(ctx.run_id, "checkpoint", ckpt,
-                                       {"step": int(ckpt.name.rsplit("-", 1)[-1]), "stage": STAGE}, stage=STAGE)
+                step_of = int(ckpt.name.rsplit("-", 1)[-1])
+                ctx.store.add_artifact(ctx.run_id, "checkpoint", ckpt, {"step": step_of, "stage": STAGE},
+                                       stage=STAGE)
     if status == "succeeded":
-        ctx.outputs["judge_path"] = final
-        # GRPO's build_rewards reads `reward_models`; the judge loads on its first call, not now
-        ctx.outputs.setdefault("reward_models", {})["judge"] = judge_reward(final, ctx.placement)
+        ctx.outputs["judge_path"] = final  # GRPO builds `judge_reward(judge_path, placement)` from it
     del trainer, model
     gc.collect()
     return status

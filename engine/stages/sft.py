@@ -1,4 +1,4 @@
-"""SFT cold start with LoRA on TRL's SFTTrainer: the model learns the output format and a terse way of thinking.
+"""SFT cold start with LoRA on TRL's SFTTrainer: the model learns the output format and terse thinking.
 
 Reads top to bottom: traces (sketches, converted from long traces where the data has none),
 dataset, model, trainer config, resume, train, save. GRPO then continues training the saved
@@ -50,10 +50,11 @@ def completion_for(trace: str, answer: str) -> str:
 
 # ---- traces: the sketches (or long traces) the model is trained on ---------------------------------
 
-def teacher_sketches(reasonings: list[str], source: str, prompt: str, placement, max_new_tokens: int) -> list[str]:
+def teacher_sketches(reasonings: list[str], source: str, prompt: str, placement,
+                     max_new_tokens: int) -> list[str]:
     """One sketch per long trace, written by the teacher model (greedy, batched, left padding).
 
-    An empty answer falls back to the rule-based sketch. The teacher is freed before returning.
+    An empty reply falls back to the rule-based sketch. The teacher is freed before returning.
     """
     import torch
 
@@ -70,14 +71,16 @@ def teacher_sketches(reasonings: list[str], source: str, prompt: str, placement,
         for start in range(0, len(reasonings), TEACHER_BATCH):
             batch = reasonings[start:start + TEACHER_BATCH]
             texts = [_teacher_input(prompt.replace("{reasoning}", r), tokenizer) for r in batch]
-            enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(placement.device)
+            enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+            enc = enc.to(placement.device)
             # a sketch is shorter than its long trace: the longest trace of the batch bounds the new tokens
             longest = max(len(tokenizer.encode(r, add_special_tokens=False)) for r in batch)
             with torch.inference_mode():
-                ids = model.generate(**enc, do_sample=False, max_new_tokens=max(8, min(max_new_tokens, longest)),
-                                     pad_token_id=tokenizer.pad_token_id)  # (B, prompt + new)
+                ids = model.generate(**enc, do_sample=False, pad_token_id=tokenizer.pad_token_id,
+                                     max_new_tokens=max(8, min(max_new_tokens, longest)))  # (B, prompt + new)
             new = ids[:, enc["input_ids"].shape[1]:]
-            for reasoning, text in zip(batch, tokenizer.batch_decode(new, skip_special_tokens=True), strict=True):
+            texts = tokenizer.batch_decode(new, skip_special_tokens=True)
+            for reasoning, text in zip(batch, texts, strict=True):
                 sketch = strip_trailing_eos(text).replace("<think>", "").replace("</think>", "").strip()
                 out.append(sketch or to_sketch(reasoning))
     finally:
@@ -145,12 +148,14 @@ def report_reduction(ctx: StageContext, kept: list[tuple[dict, str]], info: dict
     from engine.data.sketch import token_reduction
 
     with_long = [(row["reasoning"], trace) for row, trace in kept if (row.get("reasoning") or "").strip()]
-    how = f"{info['from_data']} from the data, {info['converted']} made by the {ctx.spec.sft.converter} converter"
+    how = (f"{info['from_data']} from the data, {info['converted']} made by the "
+           f"{ctx.spec.sft.converter} converter")
     if ctx.spec.sft.trace != "sketch" or not with_long:
         ctx.event("info", f"sft: {len(kept)} {ctx.spec.sft.trace} traces ({how})", STAGE, 0)
         return None
     # one call over the joined texts: the reduction of the whole data set, not a mean of ratios
-    reduction = token_reduction("\n".join(r for r, _ in with_long), "\n".join(t for _, t in with_long), tokenizer)
+    longs, sketches = "\n".join(r for r, _ in with_long), "\n".join(t for _, t in with_long)
+    reduction = token_reduction(longs, sketches, tokenizer)
     ctx.event("info", f"sft: {len(kept)} sketches ({how}); they use {reduction:.0%} fewer tokens than the "
                       f"long traces of the same {len(with_long)} rows", STAGE, 0)
     if is_main_process():
@@ -188,9 +193,9 @@ def run(ctx: StageContext) -> str:
                              difficulty_mix=spec.data.mix(), columns=spec.data.columns())
     kept, info = collect_traces(ctx, examples)
     if not kept:
-        ctx.event("warning", f"sft: skipped: none of the {len(examples)} training rows has a reasoning trace or "
-                             "a sketch to learn from. Map a reasoning column (data.reasoning) or use a built-in "
-                             "task; GRPO starts from the base model.", STAGE)
+        ctx.event("warning", f"sft: skipped: none of the {len(examples)} training rows has a reasoning trace "
+                             "or a sketch to learn from. Map a reasoning column (data.reasoning) or use a "
+                             "built-in task; GRPO starts from the base model.", STAGE)
         return "skipped"
 
     # ---- model -----------------------------------------------------------------------------------
@@ -218,8 +223,9 @@ def run(ctx: StageContext) -> str:
                          peft_config=lora_config(spec.model.lora),
                          callbacks=[stopper, StoreReporter(ctx, STAGE)])
     if len(trainer.train_dataset) < len(train_dataset):
-        ctx.event("warning", f"sft: {len(train_dataset) - len(trainer.train_dataset)} examples dropped: their "
-                             f"prompt alone fills sft.max_length ({s.max_length} tokens)", STAGE)
+        dropped = len(train_dataset) - len(trainer.train_dataset)
+        ctx.event("warning", f"sft: {dropped} examples dropped: their prompt alone fills sft.max_length "
+                             f"({s.max_length} tokens)", STAGE)
     if len(trainer.train_dataset) == 0:
         raise StageFailed(f"sft.max_length: every prompt is longer than {s.max_length} tokens; raise it.")
 

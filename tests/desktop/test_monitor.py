@@ -82,7 +82,7 @@ def test_reopening_reattaches_to_the_running_run(window, qtbot):
     qtbot.addWidget(again)
     assert again.monitor.run_id == run_id  # the newest active run is shown
     assert again.current_page() == "monitor"
-    assert "1 running" in again.sidebar.item(1).text()
+    assert again.sidebar.item(1).text().endswith("(1)") and "1 run is going" in again.sidebar.item(1).toolTip()
     qtbot.waitUntil(lambda: again.monitor.charts["reward"].point_count("reward") == 1, timeout=3000)
 
 
@@ -140,3 +140,19 @@ def test_gui_exceptions_reach_the_banner(window, qtbot, monkeypatch):
     qtbot.waitUntil(lambda: len(window.banner.notices) == 2, timeout=2000)
     assert "from a thread" in window.banner.notices[1].message
     assert "+1 more" in window.banner.count.text()
+
+
+def test_health_alerts_show_above_the_charts(window, qtbot):
+    store = window.store
+    run_id = register_running(store)
+    add_step(store, run_id, 1)
+    add_step(store, run_id, 2)
+    store.log_event(run_id, "alert", "[truncated] 80% of completions were cut off at 24 tokens. Raise "
+                                     "grpo.max_completion_length.", "grpo", 2)
+    window.show_run(run_id)
+    monitor = window.monitor
+    qtbot.waitUntil(lambda: monitor.alerts_label.isVisible(), timeout=3000)
+    assert "cut off" in monitor.alerts_label.text() and "1 alert" in monitor.alerts_label.text()
+    assert ("truncated" in [label for _, label in monitor.charts["reward"]._boundaries])
+    window.show_run(None)
+    assert not monitor.alerts_label.isVisible()

@@ -35,25 +35,36 @@ def test_defaults_make_a_valid_spec(page):
     assert "Ready" in page.summary.text()
 
 
+def test_the_default_form_is_the_engines_default_spec(page):
+    from engine.spec import RunSpec
+
+    page.validate()
+    ours, engine = page.spec.to_dict(), RunSpec().to_dict()
+    for section in ("model", "grpo", "sft", "judge", "eval", "health"):
+        assert ours[section] == engine[section], section
+    assert (ours["data"]["train_size"], ours["data"]["eval_size"]) == (engine["data"]["train_size"],
+                                                                       engine["data"]["eval_size"])
+
+
 def test_invalid_fields_are_marked_and_start_is_disabled(page, qtbot):
-    page.stages.num_generations.setValue(3)  # the default batch of 16 is no whole number of groups of 3
+    page.stages.widget("grpo.num_generations").setValue(3)  # the default batch of 16: no whole groups of 3
     page.name_edit.setText("   ")
     page.validate()
     batch = page.stages.fields["grpo.batch_size"]
     assert "whole groups of 3" in batch.error.text() and batch.error.isVisible()
-    assert page.stages.batch_size.property("invalid") is True
+    assert page.stages.widget("grpo.batch_size").property("invalid") is True
     assert "name" in page.name_field.error.text()
     assert not page.start_button.isEnabled()
     assert "2 settings to fix" in page.summary.text()
 
-    page.stages.batch_size.setValue(12)
+    page.stages.widget("grpo.batch_size").setValue(12)
     page.name_edit.setText("fixed")
     qtbot.waitUntil(lambda: page.start_button.isEnabled(), timeout=2000)  # the debounced validation
-    assert not batch.error.isVisible() and page.stages.batch_size.property("invalid") is False
+    assert not batch.error.isVisible() and page.stages.widget("grpo.batch_size").property("invalid") is False
 
 
 def test_a_bad_learning_rate_and_an_empty_mix_are_marked(page):
-    page.stages.learning_rate.setText("fast")
+    page.stages.widget("grpo.learning_rate").setText("fast")
     for slider in page.data.sliders.values():
         slider.setValue(0)
     page.validate()
@@ -150,8 +161,8 @@ def test_component_constants_are_editable(page):
 def test_save_and_open_spec(page, tmp_path):
     page.name_edit.setText("round-trip")
     page.model.combo.setCurrentIndex(1)
-    page.stages.max_steps.setValue(7)
-    page.stages.learning_rate.setText("3e-5")
+    page.stages.widget("grpo.max_steps").setValue(7)
+    page.stages.widget("grpo.learning_rate").setText("3e-5")
     page.data.sliders[2].setValue(0)
     path = tmp_path / "spec.toml"
     page.save_spec(path)
@@ -160,9 +171,9 @@ def test_save_and_open_spec(page, tmp_path):
         ("round-trip", "builtin:tiny-random", 7, 3e-5)
 
     page.name_edit.setText("other")
-    page.stages.max_steps.setValue(99)
+    page.stages.widget("grpo.max_steps").setValue(99)
     page.open_spec(path)
-    assert page.name_edit.text() == "round-trip" and page.stages.max_steps.value() == 7
+    assert page.name_edit.text() == "round-trip" and page.stages.widget("grpo.max_steps").value() == 7
     assert page.data.mix()["2"] == 0.0
 
 
@@ -179,11 +190,11 @@ def test_the_last_form_is_remembered(qtbot, store):
     first = NewRunPage(controller)
     qtbot.addWidget(first)
     first.name_edit.setText("remember-me")
-    first.stages.max_steps.setValue(11)
+    first.stages.widget("grpo.max_steps").setValue(11)
     first.remember()
     second = NewRunPage(controller)
     qtbot.addWidget(second)
-    assert second.name_edit.text() == "remember-me" and second.stages.max_steps.value() == 11
+    assert second.name_edit.text() == "remember-me" and second.stages.widget("grpo.max_steps").value() == 11
     controller._timer.stop()
 
 
@@ -200,7 +211,9 @@ def test_a_data_file_is_previewed_mapped_and_checked(page, qtbot, tmp_path):
     assert page.data.columns["question"].currentText() == "problem"  # guessed mapping
     assert page.data.columns["answer"].currentText() == "solution"
     assert page.data.columns["difficulty"].currentText() == "level"
-    assert page.data.report_label.text()  # the engine's report, or a note that this version cannot validate
+    # the columns were guessed after the first check, which then ran again with them
+    qtbot.waitUntil(lambda: not page.data.checking() and page.data._checked_mapping[0] == "problem", timeout=30000)
+    assert page.data.check_status.text().startswith("✓ 30 rows usable")
     page.validate()
     spec = page.spec_dict()["data"]
     assert (spec["source"], spec["question"], spec["answer"]) == (str(path), "problem", "solution")
@@ -217,8 +230,58 @@ def test_an_unreadable_data_file_is_marked(page, qtbot, tmp_path):
     assert not page.start_button.isEnabled()
 
 
+def test_a_mapping_without_usable_rows_is_marked(page, qtbot, tmp_path):
+    path = tmp_path / "data.csv"
+    path.write_text("q,a\nWhat is 1+1?,2\nWhat is 2+2?,4\n")
+    page.data.file_radio.setChecked(True)
+    page.data.path_edit.setText(str(path))
+    qtbot.waitUntil(lambda: page.data.check_result is not None and not page.data.checking(), timeout=30000)
+    page.data.columns["question"].setCurrentText("nope")
+    qtbot.waitUntil(lambda: not page.data.checking() and page.data._checked_mapping[0] == "nope", timeout=30000)
+    page.validate()
+    assert "cannot be used" in page.data.file_fields["data.source"].error.text()
+    assert page.data.report_text.isVisible() and not page.start_button.isEnabled()
+
+
 def test_saved_spec_is_valid_toml_of_the_whole_form(page, tmp_path):
     path = tmp_path / "s.toml"
     page.save_spec(path)
     data = tomllib.loads(path.read_text())
     assert set(data) >= {"name", "stages", "model", "data", "rewards", "grpo"}
+
+
+def test_each_chosen_stage_shows_its_settings(page):
+    stages = page.stages
+    assert stages.sections["grpo"].isVisible() and not stages.sections["sft"].isVisible()
+    stages.stage_boxes["sft"].setChecked(True)
+    stages.stage_boxes["eval"].setChecked(True)
+    assert stages.sections["sft"].isVisible() and stages.sections["eval"].isVisible()
+    stages.widget("sft.max_steps").setValue(0)
+    stages.widget("eval.num_samples").setValue(4)  # several samples need sampling: temperature 0 is refused
+    page.validate()
+    assert "at least 1" in stages.fields["sft.max_steps"].error.text()
+    assert "temperature" in stages.fields["eval.temperature"].error.text()
+    stages.widget("sft.max_steps").setValue(5)
+    stages.widget("eval.temperature").setText("0.6")
+    assert page.validate(), page.errors
+    assert page.spec.stages == ["sft", "grpo", "eval"] and page.spec.sft.max_steps == 5
+    assert "5 SFT steps, then" in page.summary.text()
+
+
+def test_the_judge_reward_needs_the_judge_stage(page):
+    editor = page.rewards
+    names = [editor.presets.item(i).data(Qt.ItemDataRole.UserRole) for i in range(editor.presets.count())]
+    editor.presets.setCurrentRow(names.index("sketch"))
+    page.validate()
+    assert "judge stage" in page.stages.fields["stages"].error.text()
+    page.stages.stage_boxes["judge"].setChecked(True)
+    assert page.validate()
+
+
+def test_a_spec_with_a_file_keeps_its_column_mapping(page, qtbot, tmp_path):
+    path = tmp_path / "data.jsonl"
+    path.write_text("\n".join(json.dumps({"problem": f"{i} + 1?", "solution": str(i + 1), "alt": "x"})
+                              for i in range(10)))
+    page.set_spec_dict({"name": "file-run", "data": {"source": str(path), "question": "problem", "answer": "alt"}})
+    qtbot.waitUntil(lambda: page.data.check_result is not None and not page.data.checking(), timeout=30000)
+    assert page.data.columns["answer"].currentText() == "alt"  # not replaced by a guess ("solution")

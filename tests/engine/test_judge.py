@@ -31,7 +31,8 @@ def _context(store, tmp_path, **changes):
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     run_id = store.create_run(spec.name, spec.to_dict(), run_dir)
-    return StageContext(store=store, run_id=run_id, run_dir=run_dir, spec=spec, placement=choose_placement("cpu"))
+    return StageContext(store=store, run_id=run_id, run_dir=run_dir, spec=spec,
+                        placement=choose_placement("cpu"))
 
 
 # ---- pairs ------------------------------------------------------------------------------------------
@@ -62,7 +63,8 @@ def test_pairs_prefer_sketch_then_verbose_then_wrong():
     kinds = {p["kind"]: p for p in pairs}
     assert set(kinds) == {"sketch_vs_verbose", "sketch_vs_wrong", "verbose_vs_wrong"}  # row b has no number
     assert kinds["sketch_vs_verbose"]["chosen"] == "55+37=92"
-    assert kinds["sketch_vs_wrong"]["rejected"].startswith("55+37=") and "92" not in kinds["sketch_vs_wrong"]["rejected"]
+    wrong = kinds["sketch_vs_wrong"]["rejected"]
+    assert wrong.startswith("55+37=") and "92" not in wrong
     assert "92" not in kinds["verbose_vs_wrong"]["rejected"]
     # the teacher's sketch (from the SFT stage) replaces the row's own
     assert preference_pairs(rows[:1], seed=0, sketches={"a": "85+7=92"})[0]["chosen"] == "85+7=92"
@@ -74,6 +76,7 @@ def test_pairs_prefer_sketch_then_verbose_then_wrong():
 def test_judge_trains_reports_accuracy_and_loads_back(store, tmp_path):
     from safetensors.torch import load_file
 
+    from engine.data import load_examples
     from engine.stages import judge
 
     ctx = _context(store, tmp_path)
@@ -95,14 +98,13 @@ def test_judge_trains_reports_accuracy_and_loads_back(store, tmp_path):
 
     # the saved judge scores the held-out pairs exactly as the trained one did
     model, tokenizer, meta = judge.load_judge(path, ctx.placement)
-    rows = __import__("engine.data", fromlist=["load_examples"]).load_examples(
-        "builtin:arithmetic", n=6, seed=0, split="eval")
+    rows = load_examples("builtin:arithmetic", n=6, seed=0, split="eval")
     pairs = judge._interleave_kinds(judge.preference_pairs(rows, ctx.spec.seed + 1))[:6]
     again = judge.pairwise_accuracy(model, tokenizer, pairs, "cpu", meta["max_length"])
     assert again["all"] == pytest.approx(final["judge/pairwise_accuracy"])
 
-    # GRPO gets the reward through ctx.outputs; it scores only correct answers
-    reward = ctx.outputs["reward_models"]["judge"]
+    # GRPO builds the reward from ctx.outputs["judge_path"]; it scores only correct answers
+    reward = judge.judge_reward(ctx.outputs["judge_path"], ctx.placement)
     values = reward(prompts=["p", "p"], completions=["1+1=2\n</think>\n<answer>2</answer>",
                                                      "1+1=3\n</think>\n<answer>3</answer>"],
                     prefix=["<think>\n"] * 2, answer=["2", "2"], question=["What is 1 + 1?"] * 2,
@@ -114,7 +116,7 @@ def test_judge_trains_reports_accuracy_and_loads_back(store, tmp_path):
 
 @pytest.fixture
 def untrained_judge(tmp_path) -> Path:
-    """A judge folder as the stage saves it, without training: LoRA (B = 0) on the tiny model, random score head."""
+    """A judge folder as the stage saves it, untrained: LoRA (B = 0) on the tiny model, random score head."""
     import torch
     from peft import get_peft_model
     from transformers import AutoModelForSequenceClassification

@@ -25,7 +25,8 @@ def _context(store, tmp_path, **changes):
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     run_id = store.create_run(spec.name, spec.to_dict(), run_dir)
-    return StageContext(store=store, run_id=run_id, run_dir=run_dir, spec=spec, placement=choose_placement("cpu"))
+    return StageContext(store=store, run_id=run_id, run_dir=run_dir, spec=spec,
+                        placement=choose_placement("cpu"))
 
 
 def _events(store, run_id) -> list[str]:
@@ -92,7 +93,7 @@ def test_rows_without_sketch_get_rule_sketches(store, tmp_path):
     ctx = _context(store, tmp_path)
     long = "Okay, let me see. 12 * 8 = 96. Wait, let me double-check: 12 * 8 = 96. So the answer is 96."
     rows = [{"id": "a", "question": "12*8?", "answer": "96", "reasoning": long, "sketch": ""},
-            {"id": "b", "question": "1+1?", "answer": "2", "reasoning": "", "sketch": ""}]  # nothing to learn from
+            {"id": "b", "question": "1+1?", "answer": "2", "reasoning": "", "sketch": ""}]  # nothing to learn
     kept, info = sft.collect_traces(ctx, rows)
     assert [(r["id"], t) for r, t in kept] == [("a", to_sketch(long))]
     assert info == {"converted": 1, "dropped": 1, "from_data": 0}
@@ -116,7 +117,52 @@ def test_teacher_writes_one_sketch_per_trace(tmp_path):
     from engine.stages import sft
 
     # a random-init teacher writes noise; what matters is one non-empty sketch per trace, in order
-    traces = ["Okay. 2 + 3 = 5. So the answer is 5.", "Hmm, 4 * 6 = 24, let me verify: 4 * 6 = 24. The answer is 24."]
-    out = sft.teacher_sketches(traces, "builtin:tiny-random", "Sketch this: {reasoning}", choose_placement("cpu"),
-                               max_new_tokens=8)
+    traces = ["Okay. 2 + 3 = 5. So the answer is 5.",
+              "Hmm, 4 * 6 = 24, let me verify: 4 * 6 = 24. The answer is 24."]
+    out = sft.teacher_sketches(traces, "builtin:tiny-random", "Sketch this: {reasoning}",
+                               choose_placement("cpu"), max_new_tokens=8)
     assert len(out) == 2 and all(s.strip() for s in out)
+
+
+def test_teacher_sketches_are_made_once_and_kept_for_resume_and_judge(store, tmp_path, monkeypatch):
+    from engine.data import load_examples
+    from engine.stages import sft
+
+    data = tmp_path / "traces.jsonl"
+    why = "Okay, let me think. {i} * 3 = {p}. So the answer is {p}."
+    rows = [{"q": f"What is {i} * 3?", "a": str(3 * i), "why": why.format(i=i, p=3 * i)} for i in range(40)]
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    ctx = _context(store, tmp_path, **{"data.source": str(data), "data.question": "q", "data.answer": "a",
+                                       "data.reasoning": "why", "sft.converter": "teacher",
+                                       "sft.teacher_source": "builtin:tiny-random",
+                                       "sft.max_length": 16})  # bounds the teacher's new tokens (noise)
+    rows = load_examples(str(data), n=4, seed=0, split="train", columns=ctx.spec.data.columns())
+    kept, info = sft.collect_traces(ctx, rows)
+    assert info["converted"] == len(kept) == 4  # a user file's rule sketches are rewritten by the teacher
+    cached = json.loads((ctx.run_dir / sft.SKETCH_CACHE).read_text())
+    assert {r["id"]: t for r, t in kept} == cached
+
+    def no_teacher(*args, **kwargs):
+        raise AssertionError("the teacher ran again")
+
+    monkeypatch.setattr(sft, "teacher_sketches", no_teacher)
+    assert sft.collect_traces(ctx, rows)[0] == kept
+
+
+def test_stop_keeps_a_checkpoint_and_resume_finishes(store, tmp_path):
+    from collections import Counter
+
+    from engine.stages import sft
+
+    ctx = _context(store, tmp_path)
+    store.send_command(ctx.run_id, "stop")  # taken at the end of step 1
+    assert sft.run(ctx) == "stopped"
+    assert (ctx.checkpoint_dir("sft") / "checkpoint-1" / "adapter_model.safetensors").exists()
+    assert "sft_adapter" not in ctx.outputs and store.artifacts(ctx.run_id, "checkpoint")
+
+    ctx.resume = True
+    assert sft.run(ctx) == "succeeded"
+    rows = [(m["step"], m["name"]) for m in store.metrics_since(ctx.run_id)]
+    assert max(Counter(rows).values()) == 1  # nothing written twice, step 0 included
+    assert sorted({s for s, _ in rows}) == [0, 1, 2, 3]
+    assert any("resuming from checkpoint-1" in m for m in _events(store, ctx.run_id))
