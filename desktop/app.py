@@ -95,10 +95,8 @@ class MainWindow(QMainWindow):
     def _build_menus(self) -> None:
         file_menu = self.menuBar().addMenu("&File")
         for text, shortcut, slot in (("&New run", QKeySequence.StandardKey.New, self._on_new_action_triggered),
-                                     ("&Open spec…", QKeySequence.StandardKey.Open,
-                                      self.new_run._on_open_button_clicked),
-                                     ("&Save spec…", QKeySequence.StandardKey.Save,
-                                      self.new_run._on_save_button_clicked)):
+                                     ("&Open spec…", QKeySequence.StandardKey.Open, self._on_open_action_triggered),
+                                     ("&Save spec…", QKeySequence.StandardKey.Save, self._on_save_action_triggered)):
             action = QAction(text, self)
             action.setShortcut(shortcut)
             action.triggered.connect(slot)
@@ -151,6 +149,14 @@ class MainWindow(QMainWindow):
 
     def _on_new_action_triggered(self) -> None:
         self.show_page("new_run")
+
+    def _on_open_action_triggered(self) -> None:
+        self.show_page("new_run")
+        self.new_run.ask_open_spec()
+
+    def _on_save_action_triggered(self) -> None:
+        self.show_page("new_run")
+        self.new_run.ask_save_spec()
 
     def _on_new_run_run_started(self, run_id: int) -> None:
         self.show_run(run_id)

@@ -102,7 +102,8 @@ class ComparePage(QWidget):
         for mode, text in (("", "each source's own"), ("think", "think"), ("ellipsis", "ellipsis"),
                            ("budget", "budget")):
             self.prompt_mode.addItem(text, mode)
-        self.start_button = QPushButton(theme.icon("compare", "#ffffff"), "Compare")
+        self.start_button = QPushButton("Compare")
+        theme.set_icon(self.start_button, "compare", "#ffffff")
         self.start_button.setProperty("role", "primary")
         self.start_button.clicked.connect(self._on_start_button_clicked)
         form = QGridLayout()

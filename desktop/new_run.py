@@ -96,9 +96,11 @@ class NewRunPage(QWidget):
         title.setProperty("role", "title")
         subtitle = label("Pick a base model, a dataset and rewards. Ponder trains in a background process; "
                          "you can close the window while it runs.", "subtitle")
-        self.open_button = QPushButton(theme.icon("open"), "Open spec…")
+        self.open_button = QPushButton("Open spec…")
+        theme.set_icon(self.open_button, "open")
         self.open_button.clicked.connect(self._on_open_button_clicked)
-        self.save_button = QPushButton(theme.icon("save"), "Save spec…")
+        self.save_button = QPushButton("Save spec…")
+        theme.set_icon(self.save_button, "save")
         self.save_button.clicked.connect(self._on_save_button_clicked)
         header = QHBoxLayout()
         titles = QVBoxLayout()
@@ -141,7 +143,8 @@ class NewRunPage(QWidget):
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
 
         self.summary = label("", "muted")
-        self.start_button = QPushButton(theme.icon("start", "#ffffff"), "Start run")
+        self.start_button = QPushButton("Start run")
+        theme.set_icon(self.start_button, "start", "#ffffff")
         self.start_button.setProperty("role", "primary")
         self.start_button.setMinimumWidth(140)
         self.start_button.clicked.connect(self._on_start_button_clicked)
@@ -245,6 +248,9 @@ class NewRunPage(QWidget):
         self.sig_run_started.emit(run_id)
 
     def _on_open_button_clicked(self) -> None:
+        self.ask_open_spec()
+
+    def ask_open_spec(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Open a run spec", settings().value(SPEC_DIR_KEY, ""),
                                               "Run specs (*.toml)")
         if path:
@@ -263,6 +269,9 @@ class NewRunPage(QWidget):
             self.sig_error.emit(f"{path.name} holds a setting of the wrong type: {exc}", "")
 
     def _on_save_button_clicked(self) -> None:
+        self.ask_save_spec()
+
+    def ask_save_spec(self) -> None:
         start = str(Path(settings().value(SPEC_DIR_KEY, "")) / f"{self.name_edit.text() or 'run'}.toml")
         path, _ = QFileDialog.getSaveFileName(self, "Save the run spec", start, "Run specs (*.toml)")
         if path:

@@ -25,18 +25,26 @@ def main(argv: list[str]) -> int:
         return 2
     run_dir, command = Path(argv[0]), argv[2:]
     with open(run_dir / "worker.log", "ab") as log:
-        proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+        try:
+            proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+        except OSError as exc:  # the program is missing or not executable: say so where the GUI looks
+            log.write(f"could not start {command[0]}: {exc}\n".encode())
+            _record(run_dir, 127)
+            return 0
 
     def forward(signum, _frame):  # a terminate aimed at us reaches the worker
         proc.send_signal(signum)
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, forward)
-    code = proc.wait()
+    _record(run_dir, proc.wait())
+    return 0
+
+
+def _record(run_dir: Path, code: int) -> None:
     tmp = run_dir / (EXIT_FILE + ".tmp")
     tmp.write_text(str(code), encoding="utf-8")
     os.replace(tmp, run_dir / EXIT_FILE)
-    return 0
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ the SVGs in resources/icons, drawn with `currentColor` and tinted to the theme h
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import asdict, dataclass
 from functools import cache
 from pathlib import Path
@@ -96,6 +97,8 @@ class ThemeManager(QObject):
         import pyqtgraph as pg
 
         pg.setConfigOptions(background=theme.base, foreground=theme.muted, antialias=True)
+        for widget, (name, color) in list(_FOLLOWERS.items()):
+            widget.setIcon(icon(name, _color(color)))
         self.sig_changed.emit(theme)
         return theme
 
@@ -138,6 +141,19 @@ def style_sheet(t: Theme) -> str:
     for key, value in asdict(t).items():
         text = text.replace(f"@{key}@", str(value))
     return text
+
+
+_FOLLOWERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # widget -> (icon name, colour)
+
+
+def _color(color: str) -> str:
+    return color if color.startswith("#") else getattr(current(), color)
+
+
+def set_icon(widget, name: str, color: str = "text") -> None:
+    """Give a button `name`'s icon in `color` (a Theme colour name, or "#rrggbb"), redrawn when the theme changes."""
+    widget.setIcon(icon(name, _color(color)))
+    _FOLLOWERS[widget] = (name, color)
 
 
 def icon(name: str, color: str | None = None) -> QIcon:

@@ -98,7 +98,10 @@ def notes_for(spec, gpus: int, strategy: str, cpu: bool) -> list[str]:
     if spec.model.device == "cpu" and not cpu:
         notes.append("model.device is cpu: every process trains on the CPU; set it to auto to use the GPUs")
     if "eval" in spec.stages and gpus > 1:
-        notes.append("the eval stage runs on every process: expect the evaluation once per process in the store")
+        notes.append("the eval stage runs on every process: the store gets the evaluation once per process")
+    if gpus > 1:
+        notes.append("stopping from the app or with `ponder stop` ends a multi-process run without a "
+                     "checkpoint; to resume, run this command again with --resume at the end")
     return notes
 
 

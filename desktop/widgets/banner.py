@@ -44,7 +44,7 @@ class ErrorBanner(QFrame):
         self.details_button.setCheckable(True)
         self.details_button.toggled.connect(self._on_details_button_toggled)
         self.close_button = QToolButton()
-        self.close_button.setIcon(theme.icon("close"))
+        theme.set_icon(self.close_button, "close")
         self.close_button.setToolTip("Dismiss")
         self.close_button.clicked.connect(self.dismiss)
         self.details = QPlainTextEdit()
@@ -71,6 +71,8 @@ class ErrorBanner(QFrame):
         self.push(Notice(message, details, "error", run_id))
 
     def push(self, notice: Notice) -> None:
+        if any(n.message == notice.message for n in self.notices):
+            return  # the same problem again (a poll failing every second): once is enough
         self.notices.append(notice)
         if len(self.notices) == 1:
             self._show_current()

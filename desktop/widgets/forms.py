@@ -82,7 +82,7 @@ class Collapsible(QWidget):
 
     def _on_button_toggled(self, on: bool) -> None:
         self.content.setVisible(on)
-        self.button.setIcon(theme.icon("chevron-down" if on else "chevron-right"))
+        theme.set_icon(self.button, "chevron-down" if on else "chevron-right")
 
     def set_expanded(self, on: bool) -> None:
         self.button.setChecked(on)

@@ -156,3 +156,22 @@ def test_health_alerts_show_above_the_charts(window, qtbot):
     assert ("truncated" in [label for _, label in monitor.charts["reward"]._boundaries])
     window.show_run(None)
     assert not monitor.alerts_label.isVisible()
+
+
+def test_each_poll_does_bounded_work(window, qtbot):
+    """A long run is caught up over several ticks, never in one long stall of the GUI thread."""
+    from desktop import monitor as monitor_module
+
+    store = window.store
+    run_id = register_running(store)
+    n_steps = monitor_module.METRICS_PER_POLL // 4  # add_step writes 12 metrics a step: three ticks' worth
+    for step in range(1, n_steps + 1):
+        store.add_metrics(run_id, "grpo", step, {f"m{i}": float(i) for i in range(11)} | {"reward": 0.1})
+    window.monitor.poll_timer.stop()
+    window.monitor.show_run(run_id)  # one poll
+    reward = window.monitor.charts["reward"]
+    first = reward.point_count("reward")
+    assert 0 < first < n_steps
+    for _ in range(4):
+        window.monitor._on_poll_timer_timeout()
+    assert reward.point_count("reward") == n_steps

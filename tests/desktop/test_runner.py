@@ -73,3 +73,18 @@ def test_describe_failure_of_a_killed_worker(tmp_path):
     message, details = runner.describe_failure(run)
     assert "SIGKILL" in message and "out of memory" in message
     assert details.rstrip().endswith("last words") and "loading" not in details  # only the tail
+
+
+def test_supervise_records_a_program_that_cannot_start(tmp_path):
+    from desktop.supervise import main
+
+    assert main([str(tmp_path), "--", str(tmp_path / "no-such-program")]) == 0
+    assert (tmp_path / "worker.exit").read_text() == "127"
+    assert "could not start" in (tmp_path / "worker.log").read_text()
+
+
+def test_the_same_error_is_shown_once(window):
+    for _ in range(3):
+        window.banner.show_error("the store is locked", "")
+    window.banner.show_error("another problem", "")
+    assert [n.message for n in window.banner.notices] == ["the store is locked", "another problem"]

@@ -108,8 +108,10 @@ def test_window_geometry_and_theme_are_remembered(window, qtbot):
     from desktop import theme
     from desktop.app import MainWindow
 
+    stop_icon = window.monitor.stop_button.icon().cacheKey()
     dark = next(a for a in window.theme_actions.actions() if a.data() == "dark")
     dark.trigger()
+    assert window.monitor.stop_button.icon().cacheKey() != stop_icon  # icons are redrawn for the dark theme
     assert theme.current().dark
     assert window.palette().color(window.palette().ColorRole.Window).name() == theme.DARK.window
     window.show_page("runs")
