@@ -135,6 +135,7 @@ class MainWindow(QMainWindow):
         self.monitor.sig_show_error.connect(self.banner.show_error)
         self.compare.sig_error.connect(self.banner.show_error)
         self.banner.sig_show_run.connect(self.show_run)
+        theme.manager().sig_changed.connect(self._on_theme_changed)
 
     # ---- navigation -------------------------------------------------------------------------------
     def show_page(self, key: str) -> None:
@@ -181,7 +182,9 @@ class MainWindow(QMainWindow):
     def _on_theme_actions_triggered(self, action: QAction) -> None:
         theme.manager().apply(action.data())
         settings().setValue("theme", action.data())
-        for i, (_, _, icon) in enumerate(PAGES):
+
+    def _on_theme_changed(self, _theme) -> None:
+        for i, (_, _, icon) in enumerate(PAGES):  # list items are no widgets: recolour their icons here
             self.sidebar.item(i).setIcon(theme.icon(icon))
 
     def _on_about_action_triggered(self) -> None:

@@ -342,7 +342,9 @@ class ComparePage(QWidget):
         deltas = summary.get("deltas") or {}
         delta_names = {"d_accuracy_pct": "Accuracy change, B vs. A", "d_tokens_pct": "Tokens saved, B vs. A"}
         self.summary.setColumnCount(1 + len(labels))
-        self.summary.setHorizontalHeaderLabels(["", *(f"{'AB'[i] if i < 2 else i}: {s}" for i, s in enumerate(labels))])
+        self.summary.setHorizontalHeaderLabels(["", *("AB"[i] if i < 2 else str(i) for i in range(len(labels)))])
+        for i, source in enumerate(labels, start=1):
+            self.summary.horizontalHeaderItem(i).setToolTip(source)
         self.summary.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
         self.summary.setRowCount(len(rows) + len(deltas))
         for r, (key, text, kind) in enumerate(rows):

@@ -75,7 +75,8 @@ def resolve_source(text: str, store=None, default_model=None) -> Source:
         arts = store.artifacts(run_id)
         if len(parts) > 2:
             step = int(parts[2])
-            found = [a for a in arts if a["kind"] == "checkpoint" and a["meta"].get("step") == step]
+            found = sorted((a for a in arts if a["kind"] == "checkpoint" and a["meta"].get("step") == step),
+                           key=lambda a: a["stage"] == "grpo")  # GRPO's checkpoint when SFT has one too
             if not found:
                 raise ValueError(f"source {text!r}: run {run_id} has no checkpoint at step {step}")
             adapter = Path(found[-1]["path"])

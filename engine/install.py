@@ -1,4 +1,4 @@
-"""`ponder install-desktop-entry`: the launcher (desktop entry, icon, AppStream metadata) for the current user.
+"""`ponder install-desktop-entry`: the launcher (desktop entry, icon, AppStream metadata) for this user.
 
 Writes, under `$XDG_DATA_HOME` (default ~/.local/share):
 
@@ -74,14 +74,14 @@ def desktop_entry(command: list[str]) -> str:
 
 
 def launcher_icon() -> str:
-    """The GUI's app glyph (resources/icons/app.svg, drawn in currentColor), white on a rounded accent square."""
+    """The GUI's app glyph (resources/icons/app.svg, in currentColor) in white on a rounded accent square."""
     import xml.etree.ElementTree as ET
 
     from engine.paths import resources_dir
 
     ET.register_namespace("", SVG_NS)
     text = (resources_dir() / "icons" / "app.svg").read_text(encoding="utf-8")
-    glyph = ET.fromstring(text.replace("currentColor", "#ffffff"))  # not every icon renderer knows currentColor
+    glyph = ET.fromstring(text.replace("currentColor", "#ffffff"))  # not every renderer knows currentColor
     glyph.attrib.update({"x": "8", "y": "8", "width": "48", "height": "48"})
     outer = ET.Element(f"{{{SVG_NS}}}svg", {"width": "64", "height": "64", "viewBox": "0 0 64 64"})
     ET.SubElement(outer, f"{{{SVG_NS}}}rect", {"x": "2", "y": "2", "width": "60", "height": "60", "rx": "14",

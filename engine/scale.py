@@ -68,7 +68,7 @@ def accelerate_config(spec, gpus: int, strategy: str = "ddp", cpu: bool = False)
     name = "single_gpu.yaml" if gpus == 1 and strategy == "ddp" else STRATEGIES[strategy]
     config = yaml.safe_load(trl_config(name).read_text(encoding="utf-8"))
     config["num_processes"] = gpus
-    # the trainer's own bf16/fp16 flags follow spec.model.dtype (engine.stages.trainer_device_args): agree with them
+    # the trainer's bf16/fp16 flags follow spec.model.dtype (stages.trainer_device_args): agree with them
     config["mixed_precision"] = "no" if cpu else PRECISIONS.get(spec.model.dtype, "bf16")
     if cpu:
         config.update(distributed_type="MULTI_GPU" if gpus > 1 else "NO", use_cpu=False, gpu_ids="all")
@@ -91,8 +91,9 @@ def notes_for(spec, gpus: int, strategy: str, cpu: bool) -> list[str]:
     notes = []
     if "grpo" in spec.stages and gpus > 1:
         g = spec.grpo
-        notes.append(f"grpo.batch_size counts completions per process: each step now takes {gpus * g.batch_size} "
-                     f"completions ({gpus * g.batch_size // g.num_generations} prompts) across {gpus} processes")
+        total = gpus * g.batch_size
+        notes.append(f"grpo.batch_size counts completions per process: each step now takes {total} "
+                     f"completions ({total // g.num_generations} prompts) across {gpus} processes")
     if strategy in ("zero2", "zero3") and importlib.util.find_spec("deepspeed") is None:
         notes.append("DeepSpeed is not installed here: pip install deepspeed on the training machine first")
     if spec.model.device == "cpu" and not cpu:
@@ -153,13 +154,14 @@ def cmd_launch_command(args) -> int:
     _out(f"# accelerate config: {launch.config}")
     for note in launch.notes:
         _out(f"# note: {note}")
-    _out(f"# follow it with `ponder show {launch.run_id}` or in the app; stop it with `ponder stop {launch.run_id}`")
+    _out(f"# follow it with `ponder show {launch.run_id}` or in the app")
     _out(launch.command)
     return 0
 
 
 def add_commands(sub) -> None:
-    p = sub.add_parser("launch-command", help="prepare a run for several GPUs and print its accelerate launch command")
+    p = sub.add_parser("launch-command",
+                       help="prepare a run for several GPUs and print its accelerate launch command")
     p.add_argument("spec", type=Path)
     p.add_argument("--gpus", type=int, required=True, help="processes, one per GPU")
     p.add_argument("--sharding", "--deepspeed", dest="sharding", default="ddp", choices=list(STRATEGIES),

@@ -343,6 +343,9 @@ class DataPicker(QGroupBox):
         for r, row in enumerate(rows):
             for c, value in enumerate(row):
                 self.preview.setItem(r, c, QTableWidgetItem(str(value)))
+        self.preview.resizeColumnsToContents()
+        for c in range(len(columns)):
+            self.preview.setColumnWidth(c, min(self.preview.columnWidth(c), 260))
         report = result.get("report")
         if result.get("error"):
             role, status, text = "error", result["error"], ""

@@ -46,12 +46,21 @@ class Series:
         return self.x[: self.n], self.y[: self.n]
 
 
+class StepAxis(pg.AxisItem):
+    """An x axis of training steps: whole numbers only (no 1.5 between step 1 and step 2)."""
+
+    def tickValues(self, minVal, maxVal, size):  # noqa: N802, N803 (pyqtgraph override)
+        levels = super().tickValues(minVal, maxVal, size)
+        whole = [(spacing, [v for v in values if float(v).is_integer()]) for spacing, values in levels if spacing >= 1]
+        return [level for level in whole if level[1]] or levels
+
+
 class LivePlot(pg.PlotWidget):
     """A chart of one or more live series, with stage boundaries and an empty-state note."""
 
     def __init__(self, title: str, empty_note: str = "waiting for the first step", y_range: tuple | None = None,
                  legend: bool = False, log_y: bool = False):
-        super().__init__()
+        super().__init__(axisItems={"bottom": StepAxis("bottom")})
         self.title = title
         self.series: dict[str, Series] = {}
         self.curves: dict[str, pg.PlotDataItem] = {}
@@ -70,6 +79,8 @@ class LivePlot(pg.PlotWidget):
             self.setYRange(*y_range, padding=0.05)
             self.getPlotItem().enableAutoRange(axis="y", enable=False)
         self.legend = self.getPlotItem().addLegend(offset=(-8, 8), labelTextSize="8pt") if legend else None
+        if self.legend is not None:
+            self.legend.setBrush(pg.mkBrush(theme.current().base + "c0"))  # readable over the curves
         self.note = pg.TextItem(empty_note, anchor=(0.5, 0.5))
         self.note.setParentItem(self.getPlotItem().vb)
         self.getPlotItem().vb.sigResized.connect(self._place_note)
@@ -158,6 +169,9 @@ class LivePlot(pg.PlotWidget):
             ax.setTextPen(pg.mkPen(t.muted))
         item.setTitle(self.title, color=t.text, size="10pt")
         self.note.setText(self._empty_note, color=t.muted)
+        if self.legend is not None:
+            self.legend.setBrush(pg.mkBrush(t.base + "c0"))
+            self.legend.setLabelTextColor(t.text)
 
 
 

@@ -138,10 +138,10 @@ def completion_html(trace: dict[str, Any], show_think: bool) -> str:
 
 
 class TraceView(QSplitter):
-    """Table of traces above the selected trace's detail."""
+    """Table of traces beside the selected trace's detail."""
 
     def __init__(self, parent=None):
-        super().__init__(Qt.Orientation.Vertical, parent)
+        super().__init__(Qt.Orientation.Horizontal, parent)
         self.model = TraceModel(parent=self)
         self.table = QTableView()
         self.table.setModel(self.model)
@@ -153,7 +153,7 @@ class TraceView(QSplitter):
         header = self.table.horizontalHeader()  # fixed widths: sizing to contents rescans rows on every insert
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
-        for col, width in enumerate((56, 0, 70, 64, 110, 76, 70)):
+        for col, width in enumerate((48, 0, 64, 60, 116, 70, 62)):
             if width:
                 self.table.setColumnWidth(col, width)
         self.table.verticalHeader().setDefaultSectionSize(24)
@@ -164,7 +164,7 @@ class TraceView(QSplitter):
         self.detail.setPlaceholderText("Select a completion to read it in full.")
         self.addWidget(self.table)
         self.addWidget(self.detail)
-        self.setSizes([260, 200])
+        self.setSizes([640, 460])
         self._current: dict[str, Any] | None = None
         self._show_think = False
 

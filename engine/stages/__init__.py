@@ -114,6 +114,13 @@ class StoreReporter(TrainerCallback):
                                      progress=state.global_step)
         self._last_time = time.time()
 
+    def on_save(self, args, state, control, **kwargs):
+        """Each checkpoint becomes an artifact as soon as it is written (Compare and resume list them)."""
+        path = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+        if is_main_process() and path.is_dir():
+            self.ctx.store.add_artifact(self.ctx.run_id, "checkpoint", path,
+                                        {"step": state.global_step, "stage": self.stage}, stage=self.stage)
+
     def on_log(self, args, state, control, logs=None, **kwargs):
         if not logs:
             return

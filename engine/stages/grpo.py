@@ -132,13 +132,8 @@ def run(ctx: StageContext) -> str:
     if status == "succeeded":
         trainer.save_model(str(final))
         tokenizer.save_pretrained(str(final))
-    if is_main_process() and final is not None:
-        ctx.store.add_artifact(ctx.run_id, "adapter" if status == "succeeded" else "checkpoint", final,
-                               {"step": trainer.state.global_step, "stage": STAGE}, stage=STAGE)
-        for ckpt in sorted(out_dir.glob("checkpoint-*")):
-            if not ctx.store.db.execute("SELECT 1 FROM artifacts WHERE run_id = ? AND path = ?",
-                                        [ctx.run_id, str(ckpt)]).fetchone():
-                ctx.store.add_artifact(ctx.run_id, "checkpoint", ckpt,
-                                       {"step": int(ckpt.name.rsplit("-", 1)[-1]), "stage": STAGE}, stage=STAGE)
+        if is_main_process():
+            ctx.store.add_artifact(ctx.run_id, "adapter", final, {"step": trainer.state.global_step,
+                                                                  "stage": STAGE}, stage=STAGE)
     ctx.outputs["grpo_adapter"] = final
     return status

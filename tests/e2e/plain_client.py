@@ -24,7 +24,8 @@ def main() -> None:
         from peft import PeftModel
 
         tokenizer = AutoTokenizer.from_pretrained(request["adapter"])
-        model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(request["base"]), request["adapter"])
+        base = AutoModelForCausalLM.from_pretrained(request["base"])
+        model = PeftModel.from_pretrained(base, request["adapter"])
     model.eval()
     tokenizer.padding_side = "left"  # decoder-only: the new tokens follow the prompt directly
     stop = {tokenizer.eos_token_id, tokenizer.pad_token_id} - {None}

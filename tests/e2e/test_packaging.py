@@ -49,10 +49,12 @@ def test_install_desktop_entry_for_this_user(tmp_path, monkeypatch, capsys):
     assert exe.is_absolute() and exe.name == "ponder" and os.access(exe, os.X_OK)
     assert entry["TryExec"] == entry["Exec"]
     icon = ET.parse(where["icon"]).getroot()
-    assert icon.tag.endswith("svg") and "currentColor" not in where["icon"].read_text()  # a launcher can't tint
+    assert icon.tag.endswith("svg")
+    assert "currentColor" not in where["icon"].read_text()  # a launcher cannot tint it
     assert ET.parse(where["metainfo"]).getroot().findtext("id") == APP_ID
     if shutil.which("desktop-file-validate"):
-        check = subprocess.run(["desktop-file-validate", str(where["desktop"])], capture_output=True, text=True)
+        check = subprocess.run(["desktop-file-validate", str(where["desktop"])], capture_output=True,
+                               text=True)
         assert check.returncode == 0 and not check.stdout.strip(), check.stdout
     assert main(["install-desktop-entry", "--remove"]) == 0
     assert not any(path.exists() for path in where.values())
@@ -76,8 +78,8 @@ def test_wheel_in_a_fresh_venv_runs_the_smoke_spec(tmp_path, store):
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
     python = venv / "bin" / "python"
-    installed = subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "-q",
-                                str(wheel)], capture_output=True, text=True, timeout=300)
+    installed = subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps",
+                                "-q", str(wheel)], capture_output=True, text=True, timeout=300)
     assert installed.returncode == 0, installed.stderr
     purelib = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
                              capture_output=True, text=True, check=True).stdout.strip()
@@ -91,9 +93,10 @@ def test_wheel_in_a_fresh_venv_runs_the_smoke_spec(tmp_path, store):
 
     version = run(venv / "bin" / "ponder", "--version")
     assert version.stdout.strip() == f"ponder {__version__}", version.stderr
-    where = run(python, "-c", "import engine, engine.paths; print(engine.__file__); print(engine.paths.resources_dir())")
+    where = run(python, "-c", "import engine.paths as p; print(p.__file__); print(p.resources_dir())")
     engine_file, resources = (Path(line) for line in where.stdout.split())
-    assert engine_file.is_relative_to(venv) and resources == venv / "share" / "ponder" / "resources", where.stderr
+    assert engine_file.is_relative_to(venv), where.stderr
+    assert resources == venv / "share" / "ponder" / "resources"
 
     share = tmp_path / "share"
     launcher = run(venv / "bin" / "ponder", "install-desktop-entry", XDG_DATA_HOME=str(share))
@@ -103,8 +106,8 @@ def test_wheel_in_a_fresh_venv_runs_the_smoke_spec(tmp_path, store):
     smoke = run(venv / "bin" / "ponder", "run", resources / "specs" / "smoke.toml")
     if "no such file: resources/rewards/example.py" in smoke.stdout:
         pytest.xfail("load_spec resolves a spec's relative paths against the working folder only, so the "
-                     "shipped smoke spec runs only from the checkout (the fix: resolve them against the spec's "
-                     "folder and resources_dir().parent too)")
+                     "shipped smoke spec runs only from the checkout (the fix: resolve them against the "
+                     "spec's folder and resources_dir().parent too)")
     assert smoke.returncode == 0, smoke.stdout[-3000:] + smoke.stderr[-3000:]
     (ran,) = store.list_runs()
     assert ran["status"] == "succeeded"

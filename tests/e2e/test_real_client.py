@@ -36,8 +36,9 @@ def test_export_gives_a_plain_client_the_same_greedy_completions(store, tmp_path
     })
     assert spec.eval.temperature == 0.0  # greedy: the client must reproduce every token
     spec_file = save_spec(spec, tmp_path / "spec.toml")
-    out = subprocess.run([sys.executable, "-m", "desktop.entry", "run", str(spec_file)], cwd=ROOT,
-                         env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=600)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    out = subprocess.run([sys.executable, "-m", "desktop.entry", "run", str(spec_file)], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stdout + out.stderr
     (run,) = store.list_runs()
     (evaluation,) = store.list_evaluations(run["id"])
@@ -49,7 +50,8 @@ def test_export_gives_a_plain_client_the_same_greedy_completions(store, tmp_path
 
     adapter_dir = export_run(store, run["id"], tmp_path / "export" / "adapter")
     merged_dir = export_run(store, run["id"], tmp_path / "export" / "merged", merged=True)
-    assert f"| accuracy | {evaluation['summary']['base']['accuracy']:.1%}" in (adapter_dir / "README.md").read_text()
+    card = (adapter_dir / "README.md").read_text()
+    assert f"| accuracy | {evaluation['summary']['base']['accuracy']:.1%}" in card
 
     # the prompts Ponder's evaluation used, rendered from the questions with the exported tokenizer
     from transformers import AutoTokenizer

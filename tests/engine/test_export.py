@@ -83,7 +83,8 @@ def test_adapter_export_holds_peft_files_tokenizer_spec_and_card(store, adapter,
     assert "optimizer.pt" not in _leftovers(out)
     assert [i for i, _, _ in seen] == [1, 2, 3, 4, 5] and seen[1][2] == "writing the adapter"
     assert _leftovers(out.parent) == ["smoke-adapter"]  # no temporary folder left beside it
-    assert (out / "adapter_model.safetensors").read_bytes() == (adapter / "adapter_model.safetensors").read_bytes()
+    weights = "adapter_model.safetensors"
+    assert (out / weights).read_bytes() == (adapter / weights).read_bytes()
     base = Path(json.loads((out / "adapter_config.json").read_text())["base_model_name_or_path"])
     assert base.is_absolute() and (base / "config.json").is_file()  # a plain client can load it
     run = store.get_run(run_id)
@@ -91,7 +92,8 @@ def test_adapter_export_holds_peft_files_tokenizer_spec_and_card(store, adapter,
     card = (out / "README.md").read_text()
     for text in ("library_name: peft", "builtin:tiny-random", str(base), "| GRPO |", "max_steps 3",
                  "Preset **r1-zero**", "| accuracy | 1 |", "| format | 0.5 |", "| reward_plain_text | 1 |",
-                 "| accuracy | 25.0% | 50.0% |", "| tokens per answer | 80.0 | 40.0 |", "| think-rate | 100% | 75% |",
+                 "| accuracy | 25.0% | 50.0% |", "| tokens per answer | 80.0 | 40.0 |",
+                 "| think-rate | 100% | 75% |",
                  "accuracy +100.0%, 50.0% fewer tokens", "PeftModel.from_pretrained", "<think>\\n"):
         assert text in card, text
     (art,) = store.artifacts(run_id, "export")
@@ -104,7 +106,7 @@ def test_checkpoint_export_and_its_errors(store, adapter, tmp_path):
         export_run(store, run_id, tmp_path / "a")
     with pytest.raises(ExportError, match="no checkpoint 7"):
         export_run(store, run_id, tmp_path / "a", checkpoint=7)
-    out = export_run(store, run_id, tmp_path / "a", checkpoint=2)  # the judge's step-2 checkpoint is not a policy
+    out = export_run(store, run_id, tmp_path / "a", checkpoint=2)  # the judge's step 2 is not a policy
     assert "optimizer.pt" not in _leftovers(out)
     card = (out / "README.md").read_text()
     assert "checkpoint at grpo step 2" in card and "No evaluation yet" in card
@@ -184,7 +186,8 @@ def test_merged_model_loads_with_plain_transformers_and_matches_the_adapter(stor
 
     run_id = _make_run(store, adapter)
     out = export_run(store, run_id, tmp_path / "merged", merged=True)
-    assert {"config.json", "model.safetensors", "tokenizer.json", "README.md", "spec.toml"} <= set(_leftovers(out))
+    assert {"config.json", "model.safetensors", "tokenizer.json", "README.md", "spec.toml"} <= \
+        set(_leftovers(out))
     assert not (out / "adapter_config.json").exists()
     assert "library_name: transformers" in (out / "README.md").read_text()
     merged = AutoModelForCausalLM.from_pretrained(out)
@@ -209,8 +212,8 @@ def test_module_cli_prints_progress_lines_for_the_gui(store, adapter, tmp_path):
     assert lines[-1] == f"exported {tmp_path / 'e'}"
     again = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert again.returncode == 1
-    assert again.stdout.splitlines()[-1] == f"error {tmp_path / 'e'} already exists; choose another name or " \
-                                            "delete it first"
+    assert again.stdout.splitlines()[-1] == \
+        f"error {tmp_path / 'e'} already exists; choose another name or delete it first"
 
 
 def test_ponder_export_command(store, adapter, tmp_path):
