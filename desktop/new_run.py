@@ -9,6 +9,7 @@ last form is remembered between sessions.
 
 from __future__ import annotations
 
+import html
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,7 @@ from desktop import theme
 from desktop.runner import RunController
 from desktop.settings import settings
 from desktop.widgets.data_picker import DataPicker
-from desktop.widgets.forms import Field, form_layout, label
+from desktop.widgets.forms import Collapsible, Field, form_layout, label
 from desktop.widgets.model_picker import ModelPicker
 from desktop.widgets.reward_editor import RewardEditor
 from desktop.widgets.stage_form import StageForm
@@ -48,6 +49,15 @@ def _toml_safe(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _toml_safe(v) for k, v in value.items() if v is not None}
     return value
+
+
+def _ancestors_of_type(widget: QWidget, cls: type) -> list:
+    out, parent = [], widget.parentWidget()
+    while parent is not None:
+        if isinstance(parent, cls):
+            out.append(parent)
+        parent = parent.parentWidget()
+    return out
 
 
 def describe(spec: RunSpec) -> str:
@@ -129,20 +139,21 @@ class NewRunPage(QWidget):
         left.addLayout(name_form)
         left.addWidget(self.model)
         left.addWidget(self.data)
+        left.addWidget(self.stages)
         left.addStretch(1)
         right.addWidget(self.rewards)
-        right.addWidget(self.stages)
         right.addStretch(1)
         grid.addLayout(left, 0, 0)
         grid.addLayout(right, 0, 1)
         grid.setColumnStretch(0, 4)
         grid.setColumnStretch(1, 5)
-        scroll = QScrollArea()
-        scroll.setWidgetResizable(True)
-        scroll.setWidget(body)
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.scroll = QScrollArea()
+        self.scroll.setWidgetResizable(True)
+        self.scroll.setWidget(body)
+        self.scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
 
         self.summary = label("", "muted")
+        self.summary.linkActivated.connect(self._on_summary_link_activated)
         self.start_button = QPushButton("Start run")
         theme.set_icon(self.start_button, "start", "#ffffff")
         self.start_button.setProperty("role", "primary")
@@ -156,7 +167,7 @@ class NewRunPage(QWidget):
         layout.setContentsMargins(20, 16, 20, 16)
         layout.setSpacing(10)
         layout.addLayout(header)
-        layout.addWidget(scroll, 1)
+        layout.addWidget(self.scroll, 1)
         layout.addLayout(footer)
 
     def fields(self) -> dict[str, Field]:
@@ -216,11 +227,21 @@ class NewRunPage(QWidget):
         else:
             self.summary.setProperty("role", "error")
             n = len(errors)
-            self.summary.setText(f"{n} setting{'s' * (n != 1)} to fix before starting (marked in red)."
-                                 + ("\n" + "\n".join(unplaced) if unplaced else ""))
+            links = ", ".join(f"<a href='{html.escape(p)}'>{html.escape(p)}</a>" for p in errors)
+            self.summary.setText(f"{n} setting{'s' * (n != 1)} to fix before starting (marked in red): {links}"
+                                 + ("<br>" + "<br>".join(html.escape(u) for u in unplaced) if unplaced else ""))
         self.summary.style().unpolish(self.summary)
         self.summary.style().polish(self.summary)
         return ok
+
+    def _on_summary_link_activated(self, path: str) -> None:
+        """Scroll to the field of a problem named in the summary."""
+        field = self._field_for(path, self.fields())
+        if field is not None:
+            for collapsible in _ancestors_of_type(field, Collapsible):
+                collapsible.set_expanded(True)
+            self.scroll.ensureWidgetVisible(field, 50, 80)
+            field.editor.setFocus()
 
     @staticmethod
     def _field_for(path: str, fields: dict[str, Field]) -> Field | None:

@@ -39,8 +39,11 @@ from desktop.widgets.forms import ComboBox, label
 from desktop.widgets.plots import LivePlot
 from desktop.widgets.timeline import fmt_duration
 
-COLUMNS = ("#", "Name", "Status", "Preset", "Model", "Final reward", "Accuracy", "Tokens", "Steps", "Eval accuracy",
-           "Duration", "Started")
+COLUMNS = ("#", "Name", "Status", "Preset", "Model", "Reward", "Accuracy", "Tokens", "Steps", "Eval acc.", "Took",
+           "Started")
+TOOLTIPS = {"Reward": "total reward at the last GRPO step", "Accuracy": "accuracy at the last GRPO step",
+            "Tokens": "mean completion tokens at the last GRPO step",
+            "Eval acc.": "accuracy on the held-out problems (eval stage)"}
 OVERLAY_METRICS = {"reward": "Reward", "accuracy": "Accuracy", "tokens/completion": "Completion tokens",
                    "tokens/think": "Thinking tokens", "think_rate": "Think rate", "loss": "Loss", "kl": "KL",
                    "tokens_per_s": "Tokens/s"}
@@ -92,6 +95,8 @@ class RunsPage(QWidget):
         title.setProperty("role", "title")
         self.table = QTableWidget(0, len(COLUMNS))
         self.table.setHorizontalHeaderLabels(COLUMNS)
+        for col, name in enumerate(COLUMNS):
+            self.table.horizontalHeaderItem(col).setToolTip(TOOLTIPS.get(name, ""))
         self.table.verticalHeader().hide()
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
@@ -100,7 +105,7 @@ class RunsPage(QWidget):
         self.table.setSortingEnabled(True)
         header = self.table.horizontalHeader()  # sized when rows come or go: sizing on every setItem is quadratic
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-        header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
+        header.setStretchLastSection(True)
         self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         self.table.itemSelectionChanged.connect(self._on_table_selection_changed)
         self.table.doubleClicked.connect(self._on_table_double_clicked)
@@ -202,7 +207,7 @@ class RunsPage(QWidget):
                 (str(s["step"] or ""), s["step"]),
                 (_fmt(s["eval_accuracy"], pct=True), s["eval_accuracy"]),
                 (fmt_duration(took), took),
-                (time.strftime("%Y-%m-%d %H:%M", time.localtime(run["created"])), run["created"]),
+                (time.strftime("%b %d, %H:%M", time.localtime(run["created"])), run["created"]),
             ]
             for col, (text, number) in enumerate(cells):
                 item = _NumberItem(text) if number is not None or col in (5, 6, 7, 8, 9) else QTableWidgetItem(text)

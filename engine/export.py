@@ -14,7 +14,7 @@ target exists) leaves nothing behind and raises ExportError naming the path.
 
 The GUI's Export page runs `python -m engine.export RUN_ID --out DIR [...] [--store DB]` and
 reads stdout: `progress 3/5 writing the tokenizer` lines, then `exported PATH`, or
-`error MESSAGE` and exit status 1.
+`error MESSAGE` and exit status 1. SIGTERM cancels it, and it cleans up (exit status 143).
 """
 
 from __future__ import annotations
@@ -74,7 +74,8 @@ def _stage_of(art: dict) -> str | None:
 
 
 def pick_weights(store, run: dict, checkpoint: str | int | None = None) -> Picked:
-    """The run's final adapter, or its checkpoint at STEP (or STAGE:STEP); never the judge's weights."""
+    """The run's final adapter, or its checkpoint at STEP (GRPO's where SFT has one at that step too) or
+    STAGE:STEP; never the judge's weights."""
     arts = [a for a in store.artifacts(run["id"]) if _stage_of(a) != "judge"]
     ckpts = list({a["path"]: a for a in arts if a["kind"] == "checkpoint"}.values())  # one per folder
     listed = ", ".join(f"{_stage_of(a)}:{a['meta'].get('step')}" for a in ckpts) or "none"
@@ -90,10 +91,7 @@ def pick_weights(store, run: dict, checkpoint: str | int | None = None) -> Picke
         if not found:
             raise ExportError(f"run {run['id']} has no checkpoint {checkpoint} (checkpoints: {listed})",
                               run.get("run_dir"))
-        if len({_stage_of(a) for a in found}) > 1:
-            raise ExportError(f"run {run['id']} has a checkpoint at step {step} in several stages; "
-                              "say which: " + ", ".join(f"--checkpoint {_stage_of(a)}:{step}" for a in found))
-        art = found[-1]
+        art = sorted(found, key=lambda a: _stage_of(a) == "grpo")[-1]  # as `ponder eval run:ID:STEP` picks
     path = Path(art["path"])
     if not path.is_dir():
         raise ExportError(f"the trained weights of run {run['id']} are gone: no folder {path}", path)
@@ -474,7 +472,7 @@ def _arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("run_id", type=int)
     p.add_argument("--out", type=Path, required=True, help="the folder to create (with --zip: FOLDER.zip)")
     p.add_argument("--checkpoint", default=None, metavar="STEP", help="a checkpoint instead of the final "
-                   "adapter: STEP, or STAGE:STEP where two stages have one at that step")
+                   "adapter: STEP (GRPO's, where SFT has one at that step too) or STAGE:STEP")
     p.add_argument("--merged", action="store_true",
                    help="a stand-alone model: the adapter merged into the base")
     p.add_argument("--zip", dest="zip_", action="store_true", help="pack the export into one .zip file")
@@ -522,6 +520,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--store", type=Path, default=None,
                         help="run store file (default: the Ponder home's)")
     args = parser.parse_args(argv)
+    import signal
+
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a cancel from the GUI still cleans up
     return _run(args, lambda i, n, text: emit(f"progress {i}/{n} {text}"), lambda p: emit(f"exported {p}"),
                 lambda message: emit("error " + " ".join(message.split())))
 

@@ -68,7 +68,8 @@ def accelerate_config(spec, gpus: int, strategy: str = "ddp", cpu: bool = False)
     name = "single_gpu.yaml" if gpus == 1 and strategy == "ddp" else STRATEGIES[strategy]
     config = yaml.safe_load(trl_config(name).read_text(encoding="utf-8"))
     config["num_processes"] = gpus
-    # the trainer's bf16/fp16 flags follow spec.model.dtype (stages.trainer_device_args): agree with them
+    # The trainer's bf16/fp16 flags (from spec.model.dtype) win over this; with float32 they are both off and
+    # this value would apply (transformers' TrainingArguments reads ACCELERATE_MIXED_PRECISION), so say "no".
     config["mixed_precision"] = "no" if cpu else PRECISIONS.get(spec.model.dtype, "bf16")
     if cpu:
         config.update(distributed_type="MULTI_GPU" if gpus > 1 else "NO", use_cpu=False, gpu_ids="all")
@@ -98,6 +99,9 @@ def notes_for(spec, gpus: int, strategy: str, cpu: bool) -> list[str]:
         notes.append("DeepSpeed is not installed here: pip install deepspeed on the training machine first")
     if spec.model.device == "cpu" and not cpu:
         notes.append("model.device is cpu: every process trains on the CPU; set it to auto to use the GPUs")
+    if spec.model.device.startswith("cuda:") and gpus > 1:
+        notes.append(f"model.device is {spec.model.device}: every process would load the model there; set it "
+                     "to auto")
     if "eval" in spec.stages and gpus > 1:
         notes.append("the eval stage runs on every process: the store gets the evaluation once per process")
     if gpus > 1:

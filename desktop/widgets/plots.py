@@ -80,7 +80,7 @@ class LivePlot(pg.PlotWidget):
             self.getPlotItem().enableAutoRange(axis="y", enable=False)
         self.legend = self.getPlotItem().addLegend(offset=(-8, 8), labelTextSize="8pt") if legend else None
         if self.legend is not None:
-            self.legend.setBrush(pg.mkBrush(theme.current().base + "c0"))  # readable over the curves
+            self.legend.setBrush(pg.mkBrush(theme.current().base + "e0"))  # readable over the curves
         self.note = pg.TextItem(empty_note, anchor=(0.5, 0.5))
         self.note.setParentItem(self.getPlotItem().vb)
         self.getPlotItem().vb.sigResized.connect(self._place_note)
@@ -131,6 +131,7 @@ class LivePlot(pg.PlotWidget):
         for line, _ in self._boundaries:
             self.removeItem(line)
         self._boundaries.clear()
+        self.getPlotItem().enableAutoRange(axis="x")  # forget the last run's view
         self._dirty = True
 
     def add_boundary(self, x: float, label: str, color: str | None = None, position: float = 0.92) -> None:
@@ -170,7 +171,7 @@ class LivePlot(pg.PlotWidget):
         item.setTitle(self.title, color=t.text, size="10pt")
         self.note.setText(self._empty_note, color=t.muted)
         if self.legend is not None:
-            self.legend.setBrush(pg.mkBrush(t.base + "c0"))
+            self.legend.setBrush(pg.mkBrush(t.base + "e0"))
             self.legend.setLabelTextColor(t.text)
 
 
@@ -189,8 +190,10 @@ class StackedPlot(LivePlot):
         for curve in (self.base_curve, self.low_curve, self.top_curve):
             curve.setDownsampling(auto=True, method="peak")
             curve.setClipToView(True)
-        self.addItem(pg.FillBetweenItem(self.base_curve, self.low_curve, brush=pg.mkBrush(c0 + "90")))
-        self.addItem(pg.FillBetweenItem(self.low_curve, self.top_curve, brush=pg.mkBrush(c1 + "90")))
+        self.fills = [pg.FillBetweenItem(self.base_curve, self.low_curve, brush=pg.mkBrush(c0 + "90")),
+                      pg.FillBetweenItem(self.low_curve, self.top_curve, brush=pg.mkBrush(c1 + "90"))]
+        for fill in self.fills:
+            self.addItem(fill)
 
     def append(self, name: str, x: float, y: float) -> None:
         if name not in (self.lower, self.upper) or not math.isfinite(y):
@@ -219,4 +222,6 @@ class StackedPlot(LivePlot):
         self.base_curve.setData(x, np.zeros_like(x))
         self.low_curve.setData(x, v[:, 0])
         self.top_curve.setData(x, v[:, 0] + v[:, 1])
+        for fill in self.fills:  # a fill keeps its old shape when its curves empty: hide it
+            fill.setVisible(self._n > 0)
         self.note.setVisible(self._n == 0)

@@ -175,3 +175,19 @@ def test_each_poll_does_bounded_work(window, qtbot):
     for _ in range(4):
         window.monitor._on_poll_timer_timeout()
     assert reward.point_count("reward") == n_steps
+
+
+def test_switching_runs_clears_every_chart(window, qtbot):
+    store = window.store
+    first = register_running(store, "first")
+    for step in (1, 2, 3):
+        add_step(store, first, step)
+    second = register_running(store, "second")
+    window.show_run(first)
+    tokens = window.monitor.charts["tokens"]
+    qtbot.waitUntil(lambda: tokens.point_count() == 3, timeout=3000)
+    window.monitor._on_redraw_timer_timeout(force=True)
+    assert all(fill.isVisible() for fill in tokens.fills)
+    window.show_run(second)
+    assert tokens.point_count() == 0 and not any(fill.isVisible() for fill in tokens.fills)
+    assert all(plot.point_count() == 0 for plot in window.monitor.charts.values())

@@ -56,6 +56,14 @@ def test_invalid_fields_are_marked_and_start_is_disabled(page, qtbot):
     assert "name" in page.name_field.error.text()
     assert not page.start_button.isEnabled()
     assert "2 settings to fix" in page.summary.text()
+    page.stages.forms["grpo"].advanced.set_expanded(False)
+    page.stages.widget("grpo.save_steps").setValue(0)  # under "Advanced", folded away
+    page.validate()
+    assert "grpo.save_steps" in page.summary.text()
+    page._on_summary_link_activated("grpo.save_steps")  # the summary's link unfolds and scrolls to it
+    assert page.stages.forms["grpo"].advanced.button.isChecked()
+    assert page.stages.widget("grpo.save_steps").hasFocus() or not page.isActiveWindow()
+    page.stages.widget("grpo.save_steps").setValue(10)
 
     page.stages.widget("grpo.batch_size").setValue(12)
     page.name_edit.setText("fixed")

@@ -69,9 +69,13 @@ def test_exec_line_quotes_a_path_with_spaces():
 
 @pytest.mark.slow
 def test_wheel_in_a_fresh_venv_runs_the_smoke_spec(tmp_path, store):
+    # a copy of the sources: setuptools builds in the tree, and a stale build/ would leak into the wheel
+    source = tmp_path / "source"
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(".*", "build", "dist", "*.egg-info",
+                                                                "__pycache__", "tests", "bench"))
     dist = tmp_path / "dist"
     built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-                            "-w", str(dist), str(ROOT)], capture_output=True, text=True, timeout=300)
+                            "-w", str(dist), str(source)], capture_output=True, text=True, timeout=300)
     assert built.returncode == 0, built.stderr
     (wheel,) = dist.glob("ponder-*.whl")
 

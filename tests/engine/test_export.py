@@ -72,6 +72,16 @@ def _leftovers(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
 
 
+def _run_card_code(export: Path) -> str:
+    """Run the card's "Use" code as written, beside the export (it names the folder relatively)."""
+    card = (export / "README.md").read_text()
+    code = card.split("## Use", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    out = subprocess.run([sys.executable, "-c", code], cwd=export.parent, capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, code + out.stderr[-3000:]
+    return out.stdout
+
+
 def test_adapter_export_holds_peft_files_tokenizer_spec_and_card(store, adapter, tmp_path):
     run_id = _make_run(store, adapter)
     seen = []
@@ -98,6 +108,7 @@ def test_adapter_export_holds_peft_files_tokenizer_spec_and_card(store, adapter,
         assert text in card, text
     (art,) = store.artifacts(run_id, "export")
     assert art["path"] == str(out) and art["meta"]["step"] == 3
+    _run_card_code(out)  # the card's example loads the adapter and generates
 
 
 def test_checkpoint_export_and_its_errors(store, adapter, tmp_path):
@@ -106,7 +117,13 @@ def test_checkpoint_export_and_its_errors(store, adapter, tmp_path):
         export_run(store, run_id, tmp_path / "a")
     with pytest.raises(ExportError, match="no checkpoint 7"):
         export_run(store, run_id, tmp_path / "a", checkpoint=7)
-    out = export_run(store, run_id, tmp_path / "a", checkpoint=2)  # the judge's step 2 is not a policy
+    sft = Path(store.get_run(run_id)["run_dir"]) / "checkpoints" / "sft" / "checkpoint-2"
+    shutil.copytree(adapter, sft)
+    store.add_artifact(run_id, "checkpoint", sft, {"step": 2, "stage": "sft"}, stage="sft")
+    assert export_run(store, run_id, tmp_path / "s", checkpoint="sft:2").is_dir()
+    assert store.artifacts(run_id, "export")[-1]["meta"]["from"] == str(sft)
+    out = export_run(store, run_id, tmp_path / "a", checkpoint=2)  # GRPO's; the judge's is not a policy
+    assert store.artifacts(run_id, "export")[-1]["meta"]["stage"] == "grpo"
     assert "optimizer.pt" not in _leftovers(out)
     card = (out / "README.md").read_text()
     assert "checkpoint at grpo step 2" in card and "No evaluation yet" in card
@@ -190,6 +207,7 @@ def test_merged_model_loads_with_plain_transformers_and_matches_the_adapter(stor
         set(_leftovers(out))
     assert not (out / "adapter_config.json").exists()
     assert "library_name: transformers" in (out / "README.md").read_text()
+    _run_card_code(out)
     merged = AutoModelForCausalLM.from_pretrained(out)
     base = json.loads((adapter / "adapter_config.json").read_text())["base_model_name_or_path"]
     lora = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base), adapter)
@@ -223,3 +241,20 @@ def test_ponder_export_command(store, adapter, tmp_path):
     assert main(["export", str(run_id), "--out", str(tmp_path / "c"), "--zip"]) == 0
     assert (tmp_path / "c.zip").is_file()
     assert main(["export", "999", "--out", str(tmp_path / "d")]) == 1
+
+
+def test_a_cancelled_export_cleans_up(store, adapter, tmp_path):
+    import signal
+
+    run_id = _make_run(store, adapter)
+    (tmp_path / "out").mkdir()
+    argv = [sys.executable, "-m", "engine.export", str(run_id), "--out", str(tmp_path / "out" / "m"),
+            "--merged", "--store", str(store.path)]
+    proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    for line in proc.stdout:
+        if line.startswith("progress 2/5"):  # merging: loading torch and the model takes seconds
+            proc.send_signal(signal.SIGTERM)  # the GUI's Cancel
+            break
+    proc.stdout.close()
+    assert proc.wait(timeout=60) == 143
+    assert _leftovers(tmp_path / "out") == []
