@@ -28,9 +28,6 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from engine import __version__
-from engine.store import RunStore
-
 from desktop import theme
 from desktop.compare import ComparePage
 from desktop.monitor import MonitorPage
@@ -39,6 +36,8 @@ from desktop.runner import RunController
 from desktop.runs import RunsPage
 from desktop.settings import APP, ORG, settings
 from desktop.widgets.banner import ErrorBanner, Notice
+from engine import __version__
+from engine.store import RunStore
 
 log = logging.getLogger(__name__)
 PAGES = (("new_run", "New run", "new-run"), ("monitor", "Monitor", "monitor"), ("runs", "Runs", "runs"),
@@ -57,7 +56,8 @@ class MainWindow(QMainWindow):
         self.monitor = MonitorPage(self.controller)
         self.runs = RunsPage(self.controller)
         self.compare = ComparePage(self.controller)
-        self.pages = {"new_run": self.new_run, "monitor": self.monitor, "runs": self.runs, "compare": self.compare}
+        self.pages = {"new_run": self.new_run, "monitor": self.monitor, "runs": self.runs,
+                      "compare": self.compare}
         self._build()
         self._build_menus()
         self._connect()
@@ -94,9 +94,10 @@ class MainWindow(QMainWindow):
 
     def _build_menus(self) -> None:
         file_menu = self.menuBar().addMenu("&File")
-        for text, shortcut, slot in (("&New run", QKeySequence.StandardKey.New, self._on_new_action_triggered),
-                                     ("&Open spec…", QKeySequence.StandardKey.Open, self._on_open_action_triggered),
-                                     ("&Save spec…", QKeySequence.StandardKey.Save, self._on_save_action_triggered)):
+        keys = QKeySequence.StandardKey
+        for text, shortcut, slot in (("&New run", keys.New, self._on_new_action_triggered),
+                                     ("&Open spec…", keys.Open, self._on_open_action_triggered),
+                                     ("&Save spec…", keys.Save, self._on_save_action_triggered)):
             action = QAction(text, self)
             action.setShortcut(shortcut)
             action.triggered.connect(slot)
@@ -188,8 +189,8 @@ class MainWindow(QMainWindow):
             self.sidebar.item(i).setIcon(theme.icon(icon))
 
     def _on_about_action_triggered(self) -> None:
-        QMessageBox.about(self, "About Ponder", f"<b>Ponder {__version__}</b><br>R1-style reasoning fine-tuning "
-                                                f"on one workstation.<br>Run store: {self.store.path}")
+        QMessageBox.about(self, "About Ponder", f"<b>Ponder {__version__}</b><br>R1-style reasoning fine-"
+                                                f"tuning on one workstation.<br>Run store: {self.store.path}")
 
     # ---- settings and closing ---------------------------------------------------------------------
     def _restore(self) -> None:
@@ -213,8 +214,8 @@ class MainWindow(QMainWindow):
     def ask_leave_running(self, runs: list[dict]) -> str:
         """Ask what to do with runs still going: "leave", "stop" or "cancel"."""
         names = ", ".join(f"#{r['id']} {r['name']}" for r in runs)
-        box = QMessageBox(QMessageBox.Icon.Question, "Runs are still going",
-                          f"{len(runs)} run{'s are' if len(runs) != 1 else ' is'} still going ({names}).", parent=self)
+        going = f"{len(runs)} run{'s are' if len(runs) != 1 else ' is'} still going ({names})."
+        box = QMessageBox(QMessageBox.Icon.Question, "Runs are still going", going, parent=self)
         box.setInformativeText("Leave them running in the background? Reopen Ponder to follow them again.")
         leave = box.addButton("Leave running", QMessageBox.ButtonRole.AcceptRole)
         stop = box.addButton("Stop them", QMessageBox.ButtonRole.DestructiveRole)
@@ -273,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
     window = MainWindow()
     install_excepthooks(window.banner)
     window.show()
-    if os.environ.get("PONDER_STARTUP_PROBE"):  # measure: seconds from process start to the first paint, then quit
+    if os.environ.get("PONDER_STARTUP_PROBE"):  # measure the seconds from process start to the first paint
         def probe() -> None:
             import psutil
 

@@ -36,18 +36,22 @@ from PySide6.QtWidgets import (
 )
 
 import engine.data as data_catalogue
-from engine import paths
-
 from desktop import theme
 from desktop.runner import RunController, describe_exit, log_tail, read_exit_code
 from desktop.widgets.forms import ComboBox, SciEdit, SpinBox, label
 from desktop.widgets.trace_view import completion_html
+from engine import paths
 
 SUMMARY_ROWS = (("accuracy", "Accuracy (pass@1)", "pct"), ("tokens", "Tokens per answer", "num"),
                 ("think_tokens", "Thinking tokens", "num"), ("answer_tokens", "Answer tokens", "num"),
-                ("tokens_correct", "Tokens when correct", "num"), ("tokens_wrong", "Tokens when wrong", "num"),
-                ("think_rate", "Think rate", "pct"), ("eot", "Efficiency (accuracy / thinking token)", "sci"))
+                ("tokens_correct", "Tokens when correct", "num"),
+                ("tokens_wrong", "Tokens when wrong", "num"), ("think_rate", "Think rate", "pct"),
+                ("eot", "Efficiency (accuracy / thinking token)", "sci"))
 POLL_MS = 500
+
+
+def _letter(i: int) -> str:
+    return "AB"[i] if i < 2 else str(i + 1)
 
 
 def _fmt(value: Any, kind: str) -> str:
@@ -83,8 +87,8 @@ class ComparePage(QWidget):
     def _build(self) -> None:
         title = QLabel("Compare")
         title.setProperty("role", "title")
-        subtitle = label("Two models answer the same held-out problems with the same decoding: base vs. trained, "
-                         "checkpoint vs. checkpoint, run vs. run.", "subtitle")
+        subtitle = label("Two models answer the same held-out problems with the same decoding: base vs. "
+                         "trained, checkpoint vs. checkpoint, run vs. run.", "subtitle")
         self.source_a, self.source_b = ComboBox(24), ComboBox(24)
         for combo in (self.source_a, self.source_b):
             combo.setEditable(True)
@@ -113,8 +117,9 @@ class ComparePage(QWidget):
             form.addWidget(QLabel(text), 0, col)
             form.addWidget(widget, 1, col)
         settings = QHBoxLayout()
-        for text, widget in (("How many", self.n), ("Samples each", self.samples), ("Temperature", self.temperature),
-                             ("Max tokens", self.max_tokens), ("Prompt mode", self.prompt_mode)):
+        for text, widget in (("How many", self.n), ("Samples each", self.samples),
+                             ("Temperature", self.temperature), ("Max tokens", self.max_tokens),
+                             ("Prompt mode", self.prompt_mode)):
             settings.addWidget(QLabel(text))
             settings.addWidget(widget)
         settings.addStretch(1)
@@ -223,7 +228,8 @@ class ComparePage(QWidget):
         trained = f"run:{run['id']}" if any(a["kind"] == "adapter" for a in arts) else next(
             (f"run:{run['id']}:{a['meta']['step']}" for a in reversed(arts) if a["kind"] == "checkpoint"
              and a["meta"].get("step") is not None), f"run:{run['id']}")
-        self.set_source(self.source_a, (spec.get("model") or {}).get("source", "bundled:smollm2-135m-instruct"))
+        base = (spec.get("model") or {}).get("source", "bundled:smollm2-135m-instruct")
+        self.set_source(self.source_a, base)
         self.set_source(self.source_b, trained)
         self.task.setEditText((spec.get("data") or {}).get("source", "builtin:arithmetic"))
         self.max_tokens.setValue(int((spec.get("grpo") or {}).get("max_completion_length", 256)))
@@ -231,7 +237,8 @@ class ComparePage(QWidget):
     # ---- starting ---------------------------------------------------------------------------------
     def settings(self) -> dict[str, Any]:
         temperature = self.temperature.value()
-        return {"num_samples": self.samples.value(), "temperature": temperature if math.isfinite(temperature) else 0.0,
+        return {"num_samples": self.samples.value(),
+                "temperature": temperature if math.isfinite(temperature) else 0.0,
                 "max_completion_length": self.max_tokens.value(), "batch_size": 16, "seed": 0,
                 "prompt_mode": self.prompt_mode.currentData() or ""}
 
@@ -242,8 +249,8 @@ class ComparePage(QWidget):
             return
         settings = self.settings()
         if settings["num_samples"] > 1 and settings["temperature"] == 0:
-            self.sig_error.emit("Several samples per problem need sampling: set a temperature above 0 (0.6 is "
-                                "typical) or one sample.", "")
+            self.sig_error.emit("Several samples per problem need sampling: set a temperature above 0 "
+                                "(0.6 is typical) or one sample.", "")
             return
         eval_id = self.start(sources, self.task.currentText().strip(), self.n.value(), settings)
         if eval_id is not None:
@@ -255,11 +262,11 @@ class ComparePage(QWidget):
         folder = paths.ponder_home() / "evaluations" / f"{eval_id:04d}"
         folder.mkdir(parents=True, exist_ok=True)
         argv = [sys.executable, "-m", "engine.evaluate", str(eval_id), "--store", str(self.store.path)]
-        ok, _pid = QProcess.startDetached(sys.executable, ["-m", "desktop.supervise", str(folder), "--", *argv],
-                                          os.getcwd())
+        supervised = ["-m", "desktop.supervise", str(folder), "--", *argv]
+        ok, _pid = QProcess.startDetached(sys.executable, supervised, os.getcwd())
         if not ok:
-            self.store.update_evaluation(eval_id, status="failed", error="could not start the evaluation process",
-                                         finished=time.time())
+            self.store.update_evaluation(eval_id, status="failed", finished=time.time(),
+                                         error="could not start the evaluation process")
             self.sig_error.emit("Could not start the evaluation process.", " ".join(argv))
         self.refresh_list()
         return eval_id
@@ -272,7 +279,8 @@ class ComparePage(QWidget):
         for ev in reversed(evaluations):
             names = " vs ".join(ev["sources"] or [])
             origin = f" (eval stage of run #{ev['run_id']})" if ev.get("run_id") else ""
-            item = QListWidgetItem(f"#{ev['id']} {names}{origin}\n{ev['task']} · {ev['n']} problems · {ev['status']}")
+            item = QListWidgetItem(f"#{ev['id']} {names}{origin}\n"
+                                   f"{ev['task']} · {ev['n']} problems · {ev['status']}")
             item.setData(Qt.ItemDataRole.UserRole, ev["id"])
             self.history.addItem(item)
             if ev["id"] == self.eval_id:
@@ -330,7 +338,8 @@ class ComparePage(QWidget):
         sources = " vs ".join(ev["sources"] or [])
         settings = ev.get("settings") or {}
         how = (f"{ev['n']} problems of {ev['task']}, {settings.get('num_samples', 1)} sample(s) each, "
-               f"temperature {settings.get('temperature', 0)}, up to {settings.get('max_completion_length')} tokens")
+               f"temperature {settings.get('temperature', 0)}, "
+               f"up to {settings.get('max_completion_length')} tokens")
         return f"#{ev['id']} {sources}: {ev['status']} · {how}"
 
     def _show_summary(self, ev: dict[str, Any]) -> None:
@@ -342,7 +351,7 @@ class ComparePage(QWidget):
         deltas = summary.get("deltas") or {}
         delta_names = {"d_accuracy_pct": "Accuracy change, B vs. A", "d_tokens_pct": "Tokens saved, B vs. A"}
         self.summary.setColumnCount(1 + len(labels))
-        self.summary.setHorizontalHeaderLabels(["", *("AB"[i] if i < 2 else str(i) for i in range(len(labels)))])
+        self.summary.setHorizontalHeaderLabels(["", *(_letter(i) for i in range(len(labels)))])
         for i, source in enumerate(labels, start=1):
             self.summary.horizontalHeaderItem(i).setToolTip(source)
         self.summary.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
@@ -362,7 +371,7 @@ class ComparePage(QWidget):
 
     def _set_pair_headers(self, sources: list[str]) -> None:
         self.pairs.setColumnCount(1 + len(sources))
-        self.pairs.setHorizontalHeaderLabels(["Problem", *("AB"[i] if i < 2 else str(i) for i in range(len(sources)))])
+        self.pairs.setHorizontalHeaderLabels(["Problem", *(_letter(i) for i in range(len(sources)))])
         for i, source in enumerate(sources, start=1):
             self.pairs.horizontalHeaderItem(i).setToolTip(source)
 
@@ -385,7 +394,8 @@ class ComparePage(QWidget):
             self.pairs.setItem(r, 0, QTableWidgetItem(" ".join(str(first["prompt"]).split())[:100]))
             for c, source in enumerate(sources, start=1):
                 g = by_source.get(source)
-                item = QTableWidgetItem("…" if g is None else f"{'✓' if g['correct'] else '✗'}  {g['tokens']} tokens")
+                text = "…" if g is None else f"{'✓' if g['correct'] else '✗'}  {g['tokens']} tokens"
+                item = QTableWidgetItem(text)
                 item.setTextAlignment(Qt.AlignmentFlag.AlignCenter)
                 if g is not None:
                     item.setForeground(QColor(t.success if g["correct"] else t.error))
@@ -396,8 +406,9 @@ class ComparePage(QWidget):
             return
         by_source = self._rows[self._order[row]]
         sources = list((self.evaluation or {}).get("sources") or by_source)
-        for title, text, source in ((self.left_title, self.left_text, sources[0] if sources else None),
-                                    (self.right_title, self.right_text, sources[1] if len(sources) > 1 else None)):
+        sources += [None, None]
+        for title, text, source in ((self.left_title, self.left_text, sources[0]),
+                                    (self.right_title, self.right_text, sources[1])):
             g = by_source.get(source) if source else None
             title.setText(f"{'A' if text is self.left_text else 'B'}: {source}" if source else "")
             text.setHtml(completion_html({**g, "step": None, "reward": None, "rewards": {}}, show_think=True)

@@ -1,4 +1,6 @@
-"""Preview and validate a data file in a separate process: `python -m desktop.datacheck FILE [--question COL ...]`.
+"""Preview and validate a data file in a separate process.
+
+    python -m desktop.datacheck FILE [--question COL] [--answer COL] [--reasoning COL] [--difficulty COL]
 
 The GUI runs this with QProcess and reads one JSON object from stdout:
 

@@ -26,15 +26,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from engine.health import ALERT_LEVEL
-from engine.store import ACTIVE
-
 from desktop import theme
 from desktop.runner import RunController, describe_failure
 from desktop.widgets.forms import ComboBox
 from desktop.widgets.plots import LivePlot, StackedPlot
 from desktop.widgets.timeline import StageTimeline, fmt_duration
 from desktop.widgets.trace_view import TraceView
+from engine.health import ALERT_LEVEL
+from engine.store import ACTIVE
 
 # chart key -> (title, {metric name: series label}, options); "rewards/<name>/mean" is routed by prefix
 CHARTS: dict[str, tuple[str, dict[str, str], dict[str, Any]]] = {
@@ -64,7 +63,8 @@ class MonitorPage(QWidget):
         self.run_id: int | None = None
         self.run: dict[str, Any] | None = None
         self._after = {"metrics": 0, "traces": 0, "events": 0}
-        self._offsets: dict[str, float] = {}  # stage -> x offset: steps restart per stage, the x axis does not
+        # stage -> x offset: steps restart per stage, the x axis does not
+        self._offsets: dict[str, float] = {}
         self._max_x = 0.0
         self.alerts: list[dict[str, Any]] = []
         self._failure: tuple[Any, str] = (None, "")  # (run id, error) -> message: reads worker.log once
@@ -260,7 +260,7 @@ class MonitorPage(QWidget):
                     self.charts[key].append(name, x, value)
 
     def _add_alerts(self, alerts: list[dict[str, Any]]) -> None:
-        """Training-health alerts: a strip above the charts (newest first) and a marker on the reward chart."""
+        """Training-health alerts: a strip above the charts (newest first), a marker on the reward chart."""
         if not alerts:
             return
         color = theme.current().warning
@@ -268,14 +268,15 @@ class MonitorPage(QWidget):
             self.alerts.append(alert)
             if alert.get("step") is not None:
                 x = self._offsets.get(alert.get("stage") or "", 0.0) + alert["step"]
-                code = alert["message"].split("]", 1)[0].lstrip("[") if alert["message"].startswith("[") else "alert"
+                message = alert["message"]
+                code = message.split("]", 1)[0].lstrip("[") if message.startswith("[") else "alert"
                 self.charts["reward"].add_boundary(x, code, color, position=0.75)
-        lines = [f"<b>step {a.get('step') if a.get('step') is not None else '?'}</b>: {html.escape(a['message'])}"
+        lines = [f"<b>step {'?' if a.get('step') is None else a['step']}</b>: {html.escape(a['message'])}"
                  for a in reversed(self.alerts[-3:])]
         more = len(self.alerts) - 3
         title = f"<b>Training health: {len(self.alerts)} alert{'s' * (len(self.alerts) != 1)}</b>"
-        self.alerts_label.setText(title + "<br>" + "<br>".join(lines) + (f"<br>… and {more} earlier (see the log)"
-                                                                        if more > 0 else ""))
+        earlier = f"<br>… and {more} earlier (see the log)" if more > 0 else ""
+        self.alerts_label.setText(title + "<br>" + "<br>".join(lines) + earlier)
         self.alerts_label.show()
 
     def _on_redraw_timer_timeout(self, force: bool = False) -> None:

@@ -28,8 +28,6 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from engine.spec import RunSpec, SpecInvalid, spec_from_dict
-
 from desktop import theme
 from desktop.runner import RunController
 from desktop.settings import settings
@@ -38,6 +36,7 @@ from desktop.widgets.forms import Collapsible, Field, form_layout, label
 from desktop.widgets.model_picker import ModelPicker
 from desktop.widgets.reward_editor import RewardEditor
 from desktop.widgets.stage_form import StageForm
+from engine.spec import RunSpec, SpecInvalid, spec_from_dict
 
 LAST_SPEC_KEY = "new_run/last_spec"
 SPEC_DIR_KEY = "new_run/spec_dir"
@@ -215,7 +214,8 @@ class NewRunPage(QWidget):
             if field is None:
                 unplaced.append(f"{path}: {message}")
             else:
-                shown.setdefault(field, []).append(message if field is fields.get(path) else f"{path}: {message}")
+                own = field is fields.get(path)
+                shown.setdefault(field, []).append(message if own else f"{path}: {message}")
         for field in set(fields.values()):
             field.set_error("\n".join(shown.get(field, [])) or None)
         ok = not errors
@@ -228,8 +228,9 @@ class NewRunPage(QWidget):
             self.summary.setProperty("role", "error")
             n = len(errors)
             links = ", ".join(f"<a href='{html.escape(p)}'>{html.escape(p)}</a>" for p in errors)
-            self.summary.setText(f"{n} setting{'s' * (n != 1)} to fix before starting (marked in red): {links}"
-                                 + ("<br>" + "<br>".join(html.escape(u) for u in unplaced) if unplaced else ""))
+            rest = "".join(f"<br>{html.escape(u)}" for u in unplaced)
+            self.summary.setText(f"{n} setting{'s' * (n != 1)} to fix before starting (marked in red): "
+                                 f"{links}{rest}")
         self.summary.style().unpolish(self.summary)
         self.summary.style().polish(self.summary)
         return ok
@@ -245,7 +246,7 @@ class NewRunPage(QWidget):
 
     @staticmethod
     def _field_for(path: str, fields: dict[str, Field]) -> Field | None:
-        """The field of `path`, or of its nearest parent path (data.difficulty_mix.3 -> data.difficulty_mix)."""
+        """The field of `path`, or of its nearest parent (data.difficulty_mix.3 -> data.difficulty_mix)."""
         parts = path.split(".")
         for n in range(len(parts), 0, -1):
             field = fields.get(".".join(parts[:n]))

@@ -22,11 +22,10 @@ from typing import Any
 import psutil
 from PySide6.QtCore import QObject, QProcess, QTimer, Signal
 
+from desktop.supervise import EXIT_FILE
 from engine.launch import create_run, worker_argv
 from engine.spec import RunSpec
 from engine.store import ACTIVE, RunStore, process_alive
-
-from desktop.supervise import EXIT_FILE
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +55,7 @@ class RunController(QObject):
         self.runs: list[dict[str, Any]] = []
         self._status: dict[int, str] = {}
         self._signature: tuple = ()
-        self._supervisors: dict[int, int] = {}  # run id -> pid of desktop.supervise (runs this window started)
+        self._supervisors: dict[int, int] = {}  # run id -> pid of its desktop.supervise (runs started here)
         self._forced: set[int] = set()  # runs this window terminated or killed
         self._stopping: set[int] = set()
         self._pending_failure: dict[int, int] = {}  # run id -> polls waited for the exit code
@@ -106,7 +105,7 @@ class RunController(QObject):
             return
         self._stopping.add(run_id)
         self.store.send_command(run_id, "stop")
-        self.store.log_event(run_id, "info", "stop requested: the worker saves a checkpoint after the current step")
+        self.store.log_event(run_id, "info", "stop requested: the worker saves a checkpoint after this step")
         grace = self._stop_grace(run_id)
         QTimer.singleShot(int(grace * 1000), self, partial(self._escalate, run_id, signal.SIGTERM))
 
@@ -137,7 +136,8 @@ class RunController(QObject):
             except psutil.NoSuchProcess:
                 pass
         if sig == signal.SIGTERM:
-            QTimer.singleShot(int(self.kill_grace_s * 1000), self, partial(self._escalate, run_id, signal.SIGKILL))
+            kill = partial(self._escalate, run_id, signal.SIGKILL)
+            QTimer.singleShot(int(self.kill_grace_s * 1000), self, kill)
 
     def _worker_processes(self, run: dict[str, Any]) -> list[psutil.Process]:
         """The live worker process of a run: from the store, or the child of our supervisor."""
@@ -189,7 +189,7 @@ class RunController(QObject):
         return read_exit_code(run.get("run_dir"))
 
     def _exit_pending(self, run: dict[str, Any]) -> bool:
-        """True while our supervisor has not yet written the exit code of a dead worker (a few polls at most)."""
+        """True while our supervisor has not yet written a dead worker's exit code (a few polls at most)."""
         sup = self._supervisors.get(run["id"])
         if sup is None or self._exit_code(run) is not None:
             return False

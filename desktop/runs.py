@@ -31,16 +31,15 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from engine.store import ACTIVE
-
 from desktop import theme
 from desktop.runner import RunController
 from desktop.widgets.forms import ComboBox, label
 from desktop.widgets.plots import LivePlot
 from desktop.widgets.timeline import fmt_duration
+from engine.store import ACTIVE
 
-COLUMNS = ("#", "Name", "Status", "Preset", "Model", "Reward", "Accuracy", "Tokens", "Steps", "Eval acc.", "Took",
-           "Started")
+COLUMNS = ("#", "Name", "Status", "Preset", "Model", "Reward", "Accuracy", "Tokens", "Steps", "Eval acc.",
+           "Took", "Started")
 TOOLTIPS = {"Reward": "total reward at the last GRPO step", "Accuracy": "accuracy at the last GRPO step",
             "Tokens": "mean completion tokens at the last GRPO step",
             "Eval acc.": "accuracy on the held-out problems (eval stage)"}
@@ -103,7 +102,8 @@ class RunsPage(QWidget):
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.table.setAlternatingRowColors(True)
         self.table.setSortingEnabled(True)
-        header = self.table.horizontalHeader()  # sized when rows come or go: sizing on every setItem is quadratic
+        # sized when rows come or go: sizing to contents on every setItem is quadratic
+        header = self.table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         header.setStretchLastSection(True)
         self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)
@@ -132,7 +132,7 @@ class RunsPage(QWidget):
         self.delete_button.setProperty("role", "danger")
         self.delete_button.clicked.connect(self._on_delete_button_clicked)
         buttons = QHBoxLayout()
-        for b in (self.monitor_button, self.compare_button, self.spec_button, self.reuse_button, self.folder_button):
+        for b in self._one_run_buttons():
             buttons.addWidget(b)
         buttons.addStretch(1)
         buttons.addWidget(self.delete_button)
@@ -141,7 +141,8 @@ class RunsPage(QWidget):
         for key, text in OVERLAY_METRICS.items():
             self.metric.addItem(text, key)
         self.metric.currentIndexChanged.connect(self._on_metric_index_changed)
-        self.overlay = LivePlot("Selected runs", empty_note="select runs above to overlay their curves", legend=True)
+        self.overlay = LivePlot("Selected runs", empty_note="select runs above to overlay their curves",
+                                legend=True)
         overlay_box = QWidget()
         overlay_layout = QVBoxLayout(overlay_box)
         overlay_layout.setContentsMargins(0, 0, 0, 0)
@@ -210,7 +211,8 @@ class RunsPage(QWidget):
                 (time.strftime("%b %d, %H:%M", time.localtime(run["created"])), run["created"]),
             ]
             for col, (text, number) in enumerate(cells):
-                item = _NumberItem(text) if number is not None or col in (5, 6, 7, 8, 9) else QTableWidgetItem(text)
+                numeric = number is not None or col in (5, 6, 7, 8, 9)
+                item = _NumberItem(text) if numeric else QTableWidgetItem(text)
                 item.setData(Qt.ItemDataRole.UserRole, number)
                 if col == 0:
                     item.setData(Qt.ItemDataRole.UserRole + 1, run["id"])
@@ -226,7 +228,7 @@ class RunsPage(QWidget):
         if self._sized_for != len(runs):  # size the columns when rows come or go, not on every status change
             self._sized_for = len(runs)
             self.table.resizeColumnsToContents()
-            self.table.setColumnWidth(4, min(self.table.columnWidth(4), 190))  # model sources can be long paths
+            self.table.setColumnWidth(4, min(self.table.columnWidth(4), 190))  # sources can be long paths
         self.table.setUpdatesEnabled(True)
         self.empty.setVisible(not runs)
         self._update_overlay()
@@ -264,10 +266,14 @@ class RunsPage(QWidget):
     def _on_table_double_clicked(self, index) -> None:
         self.sig_show_run.emit(self._row_id(index.row()))
 
+    def _one_run_buttons(self) -> tuple[QPushButton, ...]:
+        return (self.monitor_button, self.compare_button, self.spec_button, self.reuse_button,
+                self.folder_button)
+
     def _update_buttons(self) -> None:
         ids = self.selected_ids()
         one = len(ids) == 1
-        for b in (self.monitor_button, self.compare_button, self.spec_button, self.reuse_button, self.folder_button):
+        for b in self._one_run_buttons():
             b.setEnabled(one)
         self.delete_button.setEnabled(bool(ids))
 
@@ -331,8 +337,8 @@ class RunsPage(QWidget):
         runs = [r for r in (self._run(i) for i in self.selected_ids()) if r is not None]
         active = [r for r in runs if r["status"] in ACTIVE]
         if active:
-            self.sig_error.emit(f"Run {', '.join('#' + str(r['id']) for r in active)} is still going; stop it "
-                                "before deleting it.", "")
+            ids = ", ".join(f"#{r['id']}" for r in active)
+            self.sig_error.emit(f"Run {ids} is still going; stop it before deleting it.", "")
             return
         if not runs:
             return

@@ -151,7 +151,7 @@ def _color(color: str) -> str:
 
 
 def set_icon(widget, name: str, color: str = "text") -> None:
-    """Give a button `name`'s icon in `color` (a Theme colour name, or "#rrggbb"), redrawn when the theme changes."""
+    """Give a button `name`'s icon in `color` (a Theme colour name or "#rrggbb"), redrawn with the theme."""
     widget.setIcon(icon(name, _color(color)))
     _FOLLOWERS[widget] = (name, color)
 

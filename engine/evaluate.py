@@ -55,6 +55,21 @@ def _spec_near(path: Path):
     return None
 
 
+def _trained_base(model, adapter: Path):
+    """The base the adapter was trained on, as its adapter_config.json records it, when that folder is still there
+    (a source like builtin:tiny-random may point at another folder by now)."""
+    import dataclasses
+    import json
+
+    try:
+        recorded = json.loads((adapter / "adapter_config.json").read_text()).get("base_model_name_or_path")
+    except (OSError, ValueError):
+        return model
+    if recorded and Path(recorded).is_dir() and (Path(recorded) / "config.json").is_file():
+        return dataclasses.replace(model, source=recorded)
+    return model
+
+
 def resolve_source(text: str, store=None, default_model=None) -> Source:
     """Turn a source string into the model (and adapter) to evaluate; raises ValueError naming the source."""
     from engine.spec import ModelSpec
@@ -85,14 +100,14 @@ def resolve_source(text: str, store=None, default_model=None) -> Source:
             if not found:
                 raise ValueError(f"source {text!r}: run {run_id} has no final adapter yet ({run['status']})")
             adapter = Path(found[-1]["path"])
-        return Source(text, spec.model, adapter, spec.rewards.resolved_prompt_mode())
+        return Source(text, _trained_base(spec.model, adapter), adapter, spec.rewards.resolved_prompt_mode())
     path = Path(text).expanduser()
     if path.is_dir() and (path / "adapter_config.json").is_file():
         spec = _spec_near(path)
         if spec is None:
             raise ValueError(f"source {text!r}: an adapter without a spec.toml beside it; Ponder cannot tell its "
                              "base model")
-        return Source(text, spec.model, path, spec.rewards.resolved_prompt_mode())
+        return Source(text, _trained_base(spec.model, path), path, spec.rewards.resolved_prompt_mode())
     model = ModelSpec(source=text) if default_model is None or text != "base" else default_model
     return Source(text if text != "base" else "base", model)
 

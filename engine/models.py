@@ -61,6 +61,8 @@ def choose_placement(device: str = "auto", dtype: str = "auto") -> Placement:
 
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and "LOCAL_RANK" in os.environ:  # one GPU per process under accelerate launch
+        device = f"cuda:{os.environ['LOCAL_RANK']}"
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ModelError(f"device {device!r} was asked for, but no CUDA GPU is available; use device = \"auto\".")
     if dtype == "auto":

@@ -216,9 +216,21 @@ class GRPOSpec:
     save_steps: int = 10  # checkpoint every N steps (and at the end and on stop)
     traces_per_step: int = 0  # completions stored per step; 0 = all
     gradient_checkpointing: bool = False
+    use_vllm: bool = False  # generate with vLLM (CUDA only; vllm must be installed)
+    vllm_mode: str = "colocate"  # colocate: in the training process; server: `trl vllm-serve` on a spare GPU
+    vllm_gpu_memory_utilization: float = 0.3
 
     def problems(self, p: str) -> list[SpecError]:
         e: list[SpecError] = []
+        if self.use_vllm:
+            import importlib.util
+
+            if importlib.util.find_spec("vllm") is None:
+                _err(e, p, "use_vllm", "vLLM is not installed (pip install vllm, on a CUDA machine); turn it off.")
+            if self.vllm_mode not in ("colocate", "server"):
+                _err(e, p, "vllm_mode", f"must be colocate or server; got {self.vllm_mode!r}.")
+            if not 0 < self.vllm_gpu_memory_utilization < 1:
+                _err(e, p, "vllm_gpu_memory_utilization", "is a share of GPU memory, in (0, 1).")
         if self.num_generations < 2:
             _err(e, p, "num_generations", "GRPO compares completions of one prompt, so it needs at least 2; "
                                           f"got {self.num_generations}.")
@@ -488,6 +500,26 @@ def spec_from_dict(data: dict[str, Any]) -> RunSpec:
     return spec
 
 
+PATH_FIELDS = (("rewards", "custom_file"), ("data", "source"), ("model", "source"), ("sft", "teacher_source"))
+
+
+def _absolute_paths(data: dict[str, Any], spec_dir: Path) -> None:
+    """Relative file paths in a spec file become absolute, found beside the spec, in the working folder,
+    or in Ponder's data folder (the shipped specs' "resources/..."), so a worker finds them from anywhere."""
+    from engine.paths import resources_dir
+
+    for section, key in PATH_FIELDS:
+        table = data.get(section)
+        value = table.get(key) if isinstance(table, dict) else None
+        if not isinstance(value, str) or not value.strip() or value.startswith(("builtin:", "bundled:")) \
+                or Path(value).expanduser().is_absolute():
+            continue
+        for root in (spec_dir, Path.cwd(), resources_dir().parent):
+            if (root / value).exists():
+                table[key] = str((root / value).resolve())
+                break
+
+
 def load_spec(path: str | Path) -> RunSpec:
     path = Path(path)
     try:
@@ -496,6 +528,7 @@ def load_spec(path: str | Path) -> RunSpec:
         raise SpecInvalid([SpecError("spec", f"no such file: {path}")]) from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise SpecInvalid([SpecError("spec", f"{path} is not valid TOML: {exc}")]) from None
+    _absolute_paths(data, path.resolve().parent)
     return spec_from_dict(data)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import logging
 import math
+import os
 import random
 from collections import defaultdict
 from collections.abc import Callable
@@ -67,6 +68,10 @@ class TraceRecorder:
         if batch is None:
             return {}
         rows = self._rows(step, batch, values)
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # each rank scored its share of the batch
+            from accelerate.utils import gather_object
+
+            rows = gather_object(rows)
         n = len(rows)
         out: dict[str, float] = {
             "accuracy": sum(r["correct"] for r in rows) / n,

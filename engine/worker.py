@@ -53,10 +53,12 @@ def run_worker(run_dir: Path, store: RunStore, resume: bool = False) -> int:
 
     main = is_main_process()
     run = store.find_run_by_dir(run_dir)
-    if run is None:  # launched by hand (e.g. accelerate launch): register it
+    if run is None and main:  # launched by hand: register it (`ponder launch-command` registers it first)
         spec = load_spec(run_dir / "spec.toml")
-        run_id = store.create_run(spec.name, spec.to_dict(), run_dir) if main else None
-        run = store.get_run(run_id) if run_id else None
+        run = store.get_run(store.create_run(spec.name, spec.to_dict(), run_dir))
+    while run is None:  # another rank: wait until rank 0 has registered the run
+        time.sleep(0.2)
+        run = store.find_run_by_dir(run_dir)
     run_id = run["id"]
     if main:
         import psutil

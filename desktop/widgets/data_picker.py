@@ -33,7 +33,6 @@ from PySide6.QtWidgets import (
 )
 
 import engine.data as data_catalogue
-
 from desktop.widgets.forms import ComboBox, Field, SpinBox, form_layout, label
 
 LEVELS = (1, 2, 3, 4, 5)
@@ -244,8 +243,8 @@ class DataPicker(QGroupBox):
         self.sig_changed.emit()
 
     def _on_browse_button_clicked(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Choose a data file", "",
-                                              "Data files (*.jsonl *.json *.csv *.tsv *.parquet);;All files (*)")
+        kinds = "Data files (*.jsonl *.json *.csv *.tsv *.parquet);;All files (*)"
+        path, _ = QFileDialog.getOpenFileName(self, "Choose a data file", "", kinds)
         if path:
             self.path_edit.setText(path)
 
@@ -331,9 +330,9 @@ class DataPicker(QGroupBox):
                 combo.addItem(NONE)
             combo.addItems(columns)
             if guess or not current:
+                fallback = NONE if key in ("reasoning", "difficulty") else (columns[0] if columns else "")
                 current = next((c for c in GUESSES[key] if c in columns
-                                and (key != "reasoning" or c != self._column("answer"))),
-                               NONE if key in ("reasoning", "difficulty") else (columns[0] if columns else ""))
+                                and (key != "reasoning" or c != self._column("answer"))), fallback)
             combo.setCurrentText(current)
             combo.blockSignals(False)
         self.preview.clear()
@@ -350,8 +349,8 @@ class DataPicker(QGroupBox):
         if result.get("error"):
             role, status, text = "error", result["error"], ""
         elif report is None:
-            role, status, text = "warning", ("This version of the engine cannot validate files; the worker checks "
-                                             "the file when the run starts."), ""
+            role, status, text = "warning", ("This version of the engine cannot validate files; the worker "
+                                             "checks the file when the run starts."), ""
         else:
             text = report.get("text") or ""
             role, status = ("", text.splitlines()[0]) if report.get("ok") else ("error", text.splitlines()[0])
@@ -363,7 +362,8 @@ class DataPicker(QGroupBox):
         self.check_status.style().unpolish(self.check_status)
         self.check_status.style().polish(self.check_status)
         self.report_text.setPlainText(text)
-        self.report_text.setVisible(bool(text) and (not report or not report.get("ok") or bool(report.get("dropped"))))
+        worth_reading = not report or not report.get("ok") or bool(report.get("dropped"))
+        self.report_text.setVisible(bool(text) and worth_reading)
 
     def check_error(self) -> str | None:
         """The file check's complaint, if the file cannot be used as mapped."""
@@ -421,7 +421,7 @@ class DataPicker(QGroupBox):
             self.file_radio.setChecked(True)
             self._guessed_for = source  # the spec's mapping stands: no guessing for its file
             for key in ("question", "answer", "reasoning", "difficulty"):
-                self.columns[key].setCurrentText(str(data.get(key) or (NONE if key in ("reasoning", "difficulty")
-                                                                       else key)))
+                default = NONE if key in ("reasoning", "difficulty") else key
+                self.columns[key].setCurrentText(str(data.get(key) or default))
             self.path_edit.setText(source)
         self.sig_changed.emit()

@@ -50,8 +50,8 @@ class Field(QWidget):
         self.editor.setToolTip(message or "")
         if bool(self.editor.property("invalid")) != bool(message):
             # the style sheet tints inputs with invalid=true; a composite editor tints the inputs inside it
-            inputs = [self.editor, *self.editor.findChildren(QLineEdit), *self.editor.findChildren(QAbstractSpinBox),
-                      *self.editor.findChildren(QComboBox)]
+            inputs = [self.editor, *self.editor.findChildren(QLineEdit),
+                      *self.editor.findChildren(QAbstractSpinBox), *self.editor.findChildren(QComboBox)]
             for widget in inputs:
                 widget.setProperty("invalid", bool(message))
                 widget.style().unpolish(widget)

@@ -16,10 +16,9 @@ from typing import Any
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QCheckBox, QFileDialog, QGroupBox, QLineEdit, QVBoxLayout, QWidget
 
-from engine.spec import DEVICES, DTYPES, ModelSpec
-
 from desktop.settings import settings
 from desktop.widgets.forms import Collapsible, ComboBox, DoubleSpinBox, Field, SpinBox, form_layout, label
+from engine.spec import DEVICES, DTYPES, ModelSpec
 
 BUNDLED = "bundled:smollm2-135m-instruct"
 TINY = "builtin:tiny-random"
@@ -87,20 +86,20 @@ class ModelPicker(QGroupBox):
         form = form_layout()
         form.setContentsMargins(0, 0, 0, 0)
         self.fields: dict[str, Field] = {
-            "model.lora.enabled": Field(self.lora_enabled, "off: full fine-tuning, which needs far more memory"),
+            "model.lora.enabled": Field(self.lora_enabled, "off: full fine-tuning (far more memory)"),
             "model.lora.r": Field(self.lora_r, "LoRA rank: 8 or 16 is typical"),
             "model.lora.alpha": Field(self.lora_alpha, "scale; twice the rank is typical"),
             "model.lora.dropout": Field(self.lora_dropout),
             "model.lora.target_modules": Field(self.lora_targets, "modules to adapt, comma separated"),
             "model.device": Field(self.device, "auto: CUDA if available, else CPU"),
             "model.dtype": Field(self.dtype, "auto: bfloat16 on CUDA, float32 on CPU"),
-            "model.trust_remote_code": Field(self.trust, "runs code shipped with the model: only for models you "
-                                                          "trust"),
+            "model.trust_remote_code": Field(self.trust, "runs code shipped with the model: only for "
+                                                          "models you trust"),
         }
-        for name, text in (("model.lora.enabled", ""), ("model.lora.r", "LoRA rank"), ("model.lora.alpha", "LoRA alpha"),
-                           ("model.lora.dropout", "LoRA dropout"), ("model.lora.target_modules", "Target modules"),
-                           ("model.device", "Device"), ("model.dtype", "Precision"),
-                           ("model.trust_remote_code", "")):
+        for name, text in (("model.lora.enabled", ""), ("model.lora.r", "LoRA rank"),
+                           ("model.lora.alpha", "LoRA alpha"), ("model.lora.dropout", "LoRA dropout"),
+                           ("model.lora.target_modules", "Target modules"), ("model.device", "Device"),
+                           ("model.dtype", "Precision"), ("model.trust_remote_code", "")):
             form.addRow(text, self.fields[name])
         advanced.setLayout(form)
         self.advanced = Collapsible("Advanced: LoRA, device, precision", advanced)

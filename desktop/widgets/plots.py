@@ -51,15 +51,16 @@ class StepAxis(pg.AxisItem):
 
     def tickValues(self, minVal, maxVal, size):  # noqa: N802, N803 (pyqtgraph override)
         levels = super().tickValues(minVal, maxVal, size)
-        whole = [(spacing, [v for v in values if float(v).is_integer()]) for spacing, values in levels if spacing >= 1]
+        whole = [(spacing, [v for v in values if float(v).is_integer()])
+                 for spacing, values in levels if spacing >= 1]
         return [level for level in whole if level[1]] or levels
 
 
 class LivePlot(pg.PlotWidget):
     """A chart of one or more live series, with stage boundaries and an empty-state note."""
 
-    def __init__(self, title: str, empty_note: str = "waiting for the first step", y_range: tuple | None = None,
-                 legend: bool = False, log_y: bool = False):
+    def __init__(self, title: str, empty_note: str = "waiting for the first step",
+                 y_range: tuple | None = None, legend: bool = False, log_y: bool = False):
         super().__init__(axisItems={"bottom": StepAxis("bottom")})
         self.title = title
         self.series: dict[str, Series] = {}

@@ -22,18 +22,16 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QListWidget,
     QListWidgetItem,
-    QPushButton,
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
 )
 
+from desktop import theme
+from desktop.widgets.forms import ComboBox, DoubleSpinBox, Field, SpinBox, form_layout, label
 from engine.prompts import PREFIXES
 from engine.rewards import COMPONENT_PARAMS, MODEL_COMPONENTS, REGISTRY, build_component
 from engine.rewards.presets import PRESETS, formula
-
-from desktop import theme
-from desktop.widgets.forms import ComboBox, DoubleSpinBox, Field, SpinBox, form_layout, label
 
 QUESTION, ANSWER = "What is 17 + 25?", "42"
 SAMPLES = (  # (label, completion after the prompt's "<think>\n")
@@ -52,8 +50,8 @@ PROMPT_MODE_LABELS = {"": "the preset's own", "think": "think: the prompt opens 
                       "budget": "budget: the token budget is stated in the prompt"}
 
 
-def score_samples(weights: dict[str, float], params: dict[str, dict[str, float]], mode: str,
-                  max_len: int, budget: int = 0) -> tuple[list[str], list[list[float | None]], dict[str, str]]:
+def score_samples(weights: dict[str, float], params: dict[str, dict[str, float]], mode: str, max_len: int,
+                  budget: int = 0) -> tuple[list[str], list[list[float | None]], dict[str, str]]:
     """Each component's score of each sample: (components, rows of scores then the total, problems)."""
     prefix = PREFIXES.get(mode, "")
     completions = [text for _, text in SAMPLES]
@@ -319,7 +317,8 @@ class RewardEditor(QGroupBox):
         weights = {n: w for n, w in self.weight_values().items() if defaults.get(n) != w}
         return {"preset": self.preset(), "weights": weights, "params": {k: dict(v) for k, v in
                                                                        self.param_values.items()},
-                "custom_file": self.custom_file.text().strip(), "prompt_mode": self.prompt_mode.currentData() or "",
+                "custom_file": self.custom_file.text().strip(),
+                "prompt_mode": self.prompt_mode.currentData() or "",
                 "budget": self.budget.value()}
 
     def set_spec_dict(self, rewards: dict[str, Any]) -> None:
@@ -332,7 +331,8 @@ class RewardEditor(QGroupBox):
             preset = PRESETS.get(name)
             self.param_values = {k: dict(v) for k, v in (rewards.get("params") or {}).items()}
             self._set_components({**(preset.components if preset else {}), **(rewards.get("weights") or {})})
-            self.prompt_mode.setCurrentIndex(max(0, self.prompt_mode.findData(rewards.get("prompt_mode", ""))))
+            mode = self.prompt_mode.findData(rewards.get("prompt_mode", ""))
+            self.prompt_mode.setCurrentIndex(max(0, mode))
             self.budget.setValue(int(rewards.get("budget", 0)))
             self.custom_file.setText(str(rewards.get("custom_file", "")))
         finally:

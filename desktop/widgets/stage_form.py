@@ -1,4 +1,4 @@
-"""The stages of a run and their settings: each chosen stage's key settings in view, the rest under "Advanced".
+"""The stages of a run and their settings: each chosen stage's key settings, the rest under "Advanced".
 
 The forms are built from the engine's stage dataclasses (`GRPOSpec`, `SFTSpec`, ...), so a
 setting the engine adds shows up under "Advanced" without a change here; what is listed
@@ -13,13 +13,20 @@ import typing
 from typing import Any
 
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QCheckBox, QGroupBox, QHBoxLayout, QLineEdit, QPlainTextEdit, QVBoxLayout, QWidget
-
-from engine import spec as engine_spec
-from engine.spec import AVAILABLE_STAGES, LOSS_TYPES, SCALE_REWARDS, STAGE_ORDER
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QGroupBox,
+    QHBoxLayout,
+    QLineEdit,
+    QPlainTextEdit,
+    QVBoxLayout,
+    QWidget,
+)
 
 from desktop.widgets.forms import Collapsible, ComboBox, Field, SciEdit, SpinBox, form_layout, label
 from desktop.widgets.timeline import STAGE_TITLES
+from engine import spec as engine_spec
+from engine.spec import AVAILABLE_STAGES, LOSS_TYPES, SCALE_REWARDS, STAGE_ORDER
 
 STAGE_HELP = {
     "sft": "teaches the output format and concise thinking from sketch traces",
@@ -36,7 +43,8 @@ SECTIONS = {  # spec section -> (dataclass, key settings shown first)
     "health": (engine_spec.HealthSpec, ()),
 }
 LABELS = {
-    "max_steps": "Steps", "learning_rate": "Learning rate", "num_generations": "Generations", "batch_size": "Batch",
+    "max_steps": "Steps", "learning_rate": "Learning rate", "num_generations": "Generations",
+    "batch_size": "Batch",
     "max_completion_length": "Completion length", "max_length": "Max length", "top_p": "Top-p",
     "beta": "KL weight", "loss_type": "Loss", "scale_rewards": "Reward scaling",
     "gradient_accumulation_steps": "Gradient accumulation", "save_steps": "Save every",
@@ -44,7 +52,8 @@ LABELS = {
     "num_samples": "Samples per prompt", "compare_base": "Also evaluate the base model",
     "teacher_source": "Teacher model", "teacher_prompt": "Teacher prompt", "eval_pairs": "Held-out pairs",
     "enabled": "Alerts on", "warmup_steps": "Quiet for the first", "window": "Steps in a row",
-    "truncated_share": "Cut-off share", "zero_spread_share": "Zero-spread share", "flat_steps": "Flat reward steps",
+    "truncated_share": "Cut-off share", "zero_spread_share": "Zero-spread share",
+    "flat_steps": "Flat reward steps",
     "flat_tolerance": "Flat tolerance", "min_mean_tokens": "Min mean tokens", "kl_max": "Max KL",
 }
 HINTS = {
@@ -95,7 +104,7 @@ class DataclassForm(QWidget):
             path = f"{section}.{name}"
             self.inputs[name] = widget
             self.fields[path] = Field(widget, HINTS.get(path, ""))
-            text = "" if isinstance(widget, QCheckBox) else LABELS.get(name, name.replace("_", " ").capitalize())
+            text = "" if isinstance(widget, QCheckBox) else _label(name)
             (key_form if name in key else more_form).addRow(text, self.fields[path])
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -115,7 +124,7 @@ class DataclassForm(QWidget):
             widget.addItems(CHOICES[name])
             widget.currentTextChanged.connect(self.sig_changed)
         elif hint is bool:
-            widget = QCheckBox(LABELS.get(name, name.replace("_", " ").capitalize()))
+            widget = QCheckBox(_label(name))
             widget.toggled.connect(self.sig_changed)
         elif hint is int:
             widget = SpinBox(-1, 10_000_000, 0)
@@ -167,6 +176,10 @@ class DataclassForm(QWidget):
                 widget.setText(str(value))
 
 
+def _label(name: str) -> str:
+    return LABELS.get(name, name.replace("_", " ").capitalize())
+
+
 def _default(f: dataclasses.Field) -> Any:
     return f.default_factory() if f.default is dataclasses.MISSING else f.default
 
@@ -184,7 +197,8 @@ class StageForm(QGroupBox):
             box = QCheckBox(STAGE_TITLES.get(stage, stage))
             available = stage in AVAILABLE_STAGES
             box.setEnabled(available)
-            box.setToolTip(STAGE_HELP.get(stage, "") + ("" if available else " (not available in this version)"))
+            note = "" if available else " (not available in this version)"
+            box.setToolTip(STAGE_HELP.get(stage, "") + note)
             box.toggled.connect(self._on_stage_box_toggled)
             self.stage_boxes[stage] = box
             stages_row.addWidget(box)

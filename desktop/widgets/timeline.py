@@ -56,7 +56,8 @@ class StageCard(QFrame):
         self.bar.setValue(min(done, total) if total else (1 if state == "succeeded" else 0))
         if state == "running":
             left = eta(row) if done else None
-            self.detail.setText(f"step {done}/{total or '?'} · ETA {fmt_duration(left) if left else 'estimating…'}")
+            remaining = fmt_duration(left) if left else "estimating…"
+            self.detail.setText(f"step {done}/{total or '?'} · ETA {remaining}")
         elif state in ("succeeded", "stopped", "failed"):
             took = (row.get("finished") or time.time()) - (row.get("started") or time.time())
             self.detail.setText(f"step {done}/{total or '?'} · took {fmt_duration(took)}")

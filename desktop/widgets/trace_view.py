@@ -98,8 +98,8 @@ def completion_html(trace: dict[str, Any], show_think: bool) -> str:
             return f"<span style='color:{t.muted}'>&lt;think&gt;&lt;/think&gt; (no thinking)</span>"
         end = "&lt;/think&gt;" if closed else " (never closed: cut off at the length limit)"
         if show_think:
-            return (f"<a href='toggle-think'>▾ hide thinking</a><br><span style='color:{t.muted}'>&lt;think&gt;"
-                    f"{html.escape(inner)}{end}</span><br>")
+            return (f"<a href='toggle-think'>▾ hide thinking</a><br>"
+                    f"<span style='color:{t.muted}'>&lt;think&gt;{html.escape(inner)}{end}</span><br>")
         return f"<a href='toggle-think'>▸ thinking folded ({think_tokens} tokens): show</a><br>"
 
     parts, last = [], 0
@@ -125,8 +125,10 @@ def completion_html(trace: dict[str, Any], show_think: bool) -> str:
                else f"<span style='color:{t.error}'>wrong</span>")
     total = trace.get("reward")
     step = f"<b>Step {trace['step']}</b> · " if trace.get("step") is not None else ""
-    reward_part = (f"<p style='color:{t.muted}'>Reward {'' if total is None else f'{total:.3g}'}</p>"
-                   f"<table cellspacing='0' cellpadding='3'>{reward_rows}</table>") if rewards or total is not None else ""
+    reward_part = ""
+    if rewards or total is not None:
+        reward_part = (f"<p style='color:{t.muted}'>Reward {'' if total is None else f'{total:.3g}'}</p>"
+                       f"<table cellspacing='0' cellpadding='3'>{reward_rows}</table>")
     return (
         f"<p>{step}{correct} · {trace.get('tokens') or 0} tokens "
         f"({think_tokens} thinking, {trace.get('answer_tokens') or 0} answer) · "
@@ -150,7 +152,7 @@ class TraceView(QSplitter):
         self.table.verticalHeader().hide()
         self.table.setAlternatingRowColors(True)
         self.table.setWordWrap(False)
-        header = self.table.horizontalHeader()  # fixed widths: sizing to contents rescans rows on every insert
+        header = self.table.horizontalHeader()  # fixed widths: sizing to contents rescans on every insert
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
         for col, width in enumerate((48, 0, 64, 60, 116, 70, 62)):

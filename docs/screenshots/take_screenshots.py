@@ -42,10 +42,11 @@ def main() -> int:
 
     def new_run_top():
         window.show_page("new_run")
-        window.new_run.set_spec_dict({"name": "arith-r1-zero", "model": {"source": "bundled:smollm2-135m-instruct"},
-                                      "data": {"source": "builtin:arithmetic", "train_size": 200, "eval_size": 50,
-                                               "difficulty_mix": {"1": 0.5, "2": 0.3, "3": 0.2}},
-                                      "rewards": {"preset": "concise"}, "stages": ["grpo", "eval"]})
+        data = {"source": "builtin:arithmetic", "train_size": 200, "eval_size": 50,
+                "difficulty_mix": {"1": 0.5, "2": 0.3, "3": 0.2}}
+        window.new_run.set_spec_dict({"name": "arith-r1-zero", "data": data, "rewards": {"preset": "concise"},
+                                      "model": {"source": "bundled:smollm2-135m-instruct"},
+                                      "stages": ["grpo", "eval"]})
 
     def new_run_invalid():
         page = window.new_run
@@ -90,8 +91,8 @@ def main() -> int:
         theme.manager().apply("dark")
         monitor_live()
 
-    steps = [(1500, new_run_top), (1500, shot("new_run")), (300, new_run_invalid), (800, shot("new_run_invalid")),
-             (300, new_run_file), (6000, shot("new_run_data_file")),
+    steps = [(1500, new_run_top), (1500, shot("new_run")), (300, new_run_invalid),
+             (800, shot("new_run_invalid")), (300, new_run_file), (6000, shot("new_run_data_file")),
              (300, monitor_live), (2500, select_trace), (800, shot("monitor")),
              (300, monitor_failed), (2000, shot("monitor_failed")), (300, runs_page), (1500, shot("runs")),
              (300, compare_page), (2000, shot("compare")), (300, dark), (2500, select_trace),

@@ -58,7 +58,8 @@ def trainer_device_args(ctx: StageContext) -> dict[str, Any]:
     p = ctx.placement
     return {"use_cpu": p.on_cpu, "bf16": p.dtype_name == "bfloat16", "fp16": p.dtype_name == "float16",
             "report_to": "none", "logging_steps": 1, "disable_tqdm": True, "save_only_model": False,
-            "dataloader_num_workers": 0, "seed": ctx.spec.seed}
+            "dataloader_num_workers": 0, "seed": ctx.spec.seed,
+            "ddp_find_unused_parameters": False}  # LoRA uses every adapter weight; the check costs an autograd pass
 
 
 def memory_metrics() -> dict[str, float]:
@@ -83,7 +84,12 @@ class StopOnRequest(TrainerCallback):
         self.stopped = False
 
     def on_step_end(self, args, state, control, **kwargs):
-        if self.store.take_command(self.run_id, "stop"):
+        stop = is_main_process() and self.store.take_command(self.run_id, "stop")
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # every rank must leave the loop at the same step
+            from accelerate.utils import broadcast_object_list
+
+            stop = broadcast_object_list([stop], from_process=0)[0]
+        if stop:
             self.stopped = True
             control.should_save = True  # the Trainer saves, then leaves the loop
             control.should_training_stop = True

@@ -18,6 +18,8 @@ STAGE = "eval"
 def run(ctx: StageContext) -> str:
     from engine.data import load_examples
 
+    if not is_main_process():  # generation is not sharded: one process evaluates and writes
+        return "succeeded"
     spec, e = ctx.spec, ctx.spec.eval
     trained = ctx.outputs.get("grpo_adapter") or ctx.outputs.get("sft_adapter")
     if trained is None:
@@ -41,11 +43,10 @@ def run(ctx: StageContext) -> str:
                              default_model=spec.model, sources=[_source(s, ctx) for s in sources])
     ctx.store.set_stage(ctx.run_id, STAGE, progress=len(sources) * len(examples))
     trained_label = "trained" if trained else "base"
-    if is_main_process():
-        for label, values in summary.items():
-            prefix = "eval/" if label in (trained_label, "deltas") else f"eval/{label}/"
-            ctx.store.add_metrics(ctx.run_id, STAGE, 0, {prefix + k: v for k, v in values.items()
-                                                         if isinstance(v, int | float)})
+    for label, values in summary.items():
+        prefix = "eval/" if label in (trained_label, "deltas") else f"eval/{label}/"
+        ctx.store.add_metrics(ctx.run_id, STAGE, 0, {prefix + k: v for k, v in values.items()
+                                                     if isinstance(v, int | float)})
     ours = summary.get(trained_label, {})
     line = f"eval: accuracy {ours.get('accuracy', float('nan')):.3f}, {ours.get('tokens', float('nan')):.1f} tokens"
     if "deltas" in summary:

@@ -98,6 +98,7 @@ def run(ctx: StageContext) -> str:
         beta=g.beta, loss_type=g.loss_type, scale_rewards=g.scale_rewards, reward_weights=weights,
         save_strategy="steps", save_steps=g.save_steps, activation_checkpointing=g.gradient_checkpointing,
         log_completions=False, shuffle_dataset=True, remove_unused_columns=False,
+        use_vllm=g.use_vllm, vllm_mode=g.vllm_mode, vllm_gpu_memory_utilization=g.vllm_gpu_memory_utilization,
         **trainer_device_args(ctx),
     )
     stopper = StopOnRequest(ctx.store, ctx.run_id)
@@ -130,9 +131,9 @@ def run(ctx: StageContext) -> str:
     status = "stopped" if stopper.stopped else "succeeded"
     final = ctx.run_dir / "adapter" if status == "succeeded" else last_checkpoint(out_dir)
     if status == "succeeded":
-        trainer.save_model(str(final))
-        tokenizer.save_pretrained(str(final))
+        trainer.save_model(str(final))  # the Trainer writes from the main process only
         if is_main_process():
+            tokenizer.save_pretrained(str(final))
             ctx.store.add_artifact(ctx.run_id, "adapter", final, {"step": trainer.state.global_step,
                                                                   "stage": STAGE}, stage=STAGE)
     ctx.outputs["grpo_adapter"] = final

@@ -367,7 +367,8 @@ def run(ctx: StageContext) -> str:
     pairwise = accuracy.get("all") if accuracy else None
     if status == "succeeded":
         trainer.save_model(str(final))  # the LoRA adapter with the score head (modules_to_save), or a model
-        tokenizer.save_pretrained(str(final))
+        if is_main_process():
+            tokenizer.save_pretrained(str(final))
     if status == "succeeded" and is_main_process():
         (final / META_FILE).write_text(json.dumps({
             "source": spec.model.source, "trust_remote_code": spec.model.trust_remote_code,
@@ -375,17 +376,10 @@ def run(ctx: StageContext) -> str:
             "pairwise_accuracy": pairwise,
             "pairwise_accuracy_by_kind": {k: v for k, v in accuracy.items() if k != "all"},
         }, indent=2))
-    if is_main_process() and final is not None:
+    if is_main_process() and status == "succeeded":  # checkpoints were registered as they were saved
         meta = {"pairwise_accuracy": pairwise, "step": step, "stage": STAGE,
                 "pairs": len(trainer.train_dataset), "held_out": len(eval_pairs)}
-        ctx.store.add_artifact(ctx.run_id, "judge" if status == "succeeded" else "checkpoint", final, meta,
-                               stage=STAGE)
-        for ckpt in sorted(out_dir.glob("checkpoint-*")):
-            if not ctx.store.db.execute("SELECT 1 FROM artifacts WHERE run_id = ? AND path = ?",
-                                        [ctx.run_id, str(ckpt)]).fetchone():
-                step_of = int(ckpt.name.rsplit("-", 1)[-1])
-                ctx.store.add_artifact(ctx.run_id, "checkpoint", ckpt, {"step": step_of, "stage": STAGE},
-                                       stage=STAGE)
+        ctx.store.add_artifact(ctx.run_id, "judge", final, meta, stage=STAGE)
     if status == "succeeded":
         ctx.outputs["judge_path"] = final  # GRPO builds `judge_reward(judge_path, placement)` from it
     del trainer, model

@@ -244,22 +244,14 @@ def run(ctx: StageContext) -> str:
     final = ctx.run_dir / ADAPTER_DIR if status == "succeeded" else last_checkpoint(out_dir)
     if status == "succeeded":
         trainer.save_model(str(final))
-        tokenizer.save_pretrained(str(final))
-    if is_main_process() and final is not None:
+        if is_main_process():
+            tokenizer.save_pretrained(str(final))
+    if is_main_process() and status == "succeeded":  # checkpoints were registered as they were saved
         meta = {"step": trainer.state.global_step, "stage": STAGE, "trace": s.trace, "examples": len(kept)}
         if reduction is not None:
             meta["token_reduction"] = reduction
-        ctx.store.add_artifact(ctx.run_id, "adapter" if status == "succeeded" else "checkpoint", final, meta,
-                               stage=STAGE)
-        _record_checkpoints(ctx, out_dir)
+        ctx.store.add_artifact(ctx.run_id, "adapter", final, meta, stage=STAGE)
     if status == "succeeded":
         ctx.outputs["sft_adapter"] = final
     return status
 
-
-def _record_checkpoints(ctx: StageContext, out_dir: Path) -> None:
-    for ckpt in sorted(out_dir.glob("checkpoint-*")):
-        if not ctx.store.db.execute("SELECT 1 FROM artifacts WHERE run_id = ? AND path = ?",
-                                    [ctx.run_id, str(ckpt)]).fetchone():
-            ctx.store.add_artifact(ctx.run_id, "checkpoint", ckpt,
-                                   {"step": int(ckpt.name.rsplit("-", 1)[-1]), "stage": STAGE}, stage=STAGE)

@@ -100,12 +100,14 @@ def add_step(store, run_id: int, step: int, stage: str = "grpo", reward: float =
     """One step's metrics and two traces, as the worker writes them."""
     store.add_metrics(run_id, stage, step, {
         "reward": reward, "rewards/accuracy/mean": reward / 2, "rewards/format/mean": 1.0, "accuracy": 0.25,
-        "tokens/think": 30.0, "tokens/answer": 8.0, "tokens/completion": 38.0, "think_rate": 0.75, "loss": 0.1,
+        "tokens/think": 30.0, "tokens/answer": 8.0, "tokens/completion": 38.0, "think_rate": 0.75,
+        "loss": 0.1,
         "learning_rate": 1e-5, "tokens_per_s": 120.0, "step_time": 2.0})
     store.set_stage(run_id, stage, progress=step)
     store.add_traces([{
-        "run_id": run_id, "stage": stage, "step": step, "prompt_id": f"p{step}", "prompt": f"What is {step} + 1?",
-        "completion": f"I add one.\n</think>\n<answer>{step + c}</answer>", "think_tokens": 4, "answer_tokens": 5,
+        "run_id": run_id, "stage": stage, "step": step, "prompt_id": f"p{step}",
+        "prompt": f"What is {step} + 1?", "completion": f"I add one.\n</think>\n<answer>{step + c}</answer>",
+        "think_tokens": 4, "answer_tokens": 5,
         "tokens": 9, "mode": "think", "correct": int(c == 1), "reward": 1.5 if c == 1 else 0.5,
         "rewards": json.dumps({"accuracy": float(c == 1), "format": 1.0}), "difficulty": 1} for c in (1, 2)])
     store.log_event(run_id, "info", f"step {step} done", stage, step)

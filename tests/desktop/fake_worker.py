@@ -19,7 +19,8 @@ import psutil
 from engine.store import RunStore
 
 mode, run_dir, store_path = sys.argv[1:4]
-print(f"fake worker {mode} starting", flush=True)
+sys.stdout.write(f"fake worker {mode} starting\n")
+sys.stdout.flush()
 if mode == "exit7":
     sys.exit(7)
 store = RunStore(store_path)

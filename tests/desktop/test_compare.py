@@ -10,7 +10,8 @@ from tests.desktop.conftest import add_step, register_running
 
 def _generation(eval_id, source, prompt_id, correct, tokens, text):
     return {"eval_id": eval_id, "source": source, "prompt_id": prompt_id, "prompt": f"Question {prompt_id}?",
-            "completion": text, "tokens": tokens, "think_tokens": tokens - 3, "answer_tokens": 3, "mode": "think",
+            "completion": text, "tokens": tokens, "think_tokens": tokens - 3, "answer_tokens": 3,
+            "mode": "think",
             "correct": correct, "reward": None, "difficulty": 1, "sample": 0}
 
 
@@ -22,8 +23,10 @@ def test_stored_results_show_side_by_side(window, qtbot):
         _generation(eval_id, "trained", "p1", 1, 20, "short TRAINED-THOUGHT\n</think>\n<answer>4</answer>"),
         _generation(eval_id, "base", "p2", 1, 50, "x</think><answer>1</answer>"),
         _generation(eval_id, "trained", "p2", 1, 18, "y</think><answer>1</answer>")])
-    summary = {"base": {"accuracy": 0.5, "tokens": 55.0, "think_tokens": 52.0, "think_rate": 1.0, "eot": 0.0096},
-               "trained": {"accuracy": 1.0, "tokens": 19.0, "think_tokens": 16.0, "think_rate": 1.0, "eot": 0.0625},
+    summary = {"base": {"accuracy": 0.5, "tokens": 55.0, "think_tokens": 52.0, "think_rate": 1.0,
+                        "eot": 0.0096},
+               "trained": {"accuracy": 1.0, "tokens": 19.0, "think_tokens": 16.0, "think_rate": 1.0,
+                           "eot": 0.0625},
                "deltas": {"d_accuracy_pct": 100.0, "d_tokens_pct": 65.5}}
     store.update_evaluation(eval_id, status="succeeded", summary=json.dumps(summary), progress=4, total=4,
                             finished=time.time())
@@ -37,7 +40,8 @@ def test_stored_results_show_side_by_side(window, qtbot):
     assert "Tokens saved, B vs. A" in names
     assert page.summary.item(names.index("Tokens saved, B vs. A"), 2).text() == "+65.5%"
     page.pairs.setCurrentCell(0, 0)
-    assert "BASE-THOUGHT" in page.left_text.toPlainText() and "TRAINED-THOUGHT" in page.right_text.toPlainText()
+    assert "BASE-THOUGHT" in page.left_text.toPlainText()
+    assert "TRAINED-THOUGHT" in page.right_text.toPlainText()
     assert not page.progress.isVisible()
 
 
@@ -52,7 +56,8 @@ def test_runs_page_prefills_a_comparison_with_the_base(window):
     window.runs.compare_button.click()
     page = window.compare
     assert window.current_page() == "compare"
-    assert page.source(page.source_a) == "builtin:tiny-random" and page.source(page.source_b) == f"run:{run_id}"
+    assert page.source(page.source_a) == "builtin:tiny-random"
+    assert page.source(page.source_b) == f"run:{run_id}"
 
 
 def test_a_real_comparison_of_two_tiny_models(window, qtbot):

@@ -57,7 +57,8 @@ def test_stage_boundaries_are_marked(window, qtbot):
 def test_trace_detail_folds_the_thinking(window, qtbot):
     store = window.store
     run_id = register_running(store)
-    store.add_traces([{"run_id": run_id, "stage": "grpo", "step": 1, "prompt_id": "p", "prompt": "What is 2 + 2?",
+    store.add_traces([{"run_id": run_id, "stage": "grpo", "step": 1, "prompt_id": "p",
+                       "prompt": "What is 2 + 2?",
                        "completion": "two and two make four, SECRET-THOUGHT\n</think>\n<answer>4</answer>",
                        "think_tokens": 9, "answer_tokens": 5, "tokens": 14, "mode": "think", "correct": 1,
                        "reward": 1.5, "rewards": '{"accuracy": 1.0, "format": 1.0}', "difficulty": 1}])
@@ -82,7 +83,8 @@ def test_reopening_reattaches_to_the_running_run(window, qtbot):
     qtbot.addWidget(again)
     assert again.monitor.run_id == run_id  # the newest active run is shown
     assert again.current_page() == "monitor"
-    assert again.sidebar.item(1).text().endswith("(1)") and "1 run is going" in again.sidebar.item(1).toolTip()
+    assert again.sidebar.item(1).text().endswith("(1)")
+    assert "1 run is going" in again.sidebar.item(1).toolTip()
     qtbot.waitUntil(lambda: again.monitor.charts["reward"].point_count("reward") == 1, timeout=3000)
 
 

@@ -8,11 +8,14 @@ import tomllib
 import pytest
 from PySide6.QtCore import Qt
 
-from engine.spec import load_spec
-
 from desktop.new_run import NewRunPage
 from desktop.runner import RunController
 from desktop.widgets import model_picker
+from engine.spec import load_spec
+
+
+def _headers(table) -> list[str]:
+    return [table.horizontalHeaderItem(c).text() for c in range(table.columnCount())]
 
 
 @pytest.fixture
@@ -127,7 +130,7 @@ def test_reward_presets_weights_and_preview(page):
     editor.presets.setCurrentRow(names.index("concise"))
     assert set(editor.weights) == {"accuracy", "format", "group_length"}
     editor._on_preview_timer_timeout()
-    headers = [editor.preview.horizontalHeaderItem(c).text() for c in range(editor.preview.columnCount())]
+    headers = _headers(editor.preview)
     assert headers == ["accuracy", "format", "group_length", "Total"]
     total = editor.preview.columnCount() - 1
     short_right, wrong = editor.preview.item(0, total).text(), editor.preview.item(3, total).text()
@@ -135,7 +138,7 @@ def test_reward_presets_weights_and_preview(page):
 
     editor.weights["format"].setValue(0)  # weight 0 leaves a component out
     editor._on_preview_timer_timeout()
-    assert "format" not in [editor.preview.horizontalHeaderItem(c).text() for c in range(editor.preview.columnCount())]
+    assert "format" not in _headers(editor.preview)
     page.validate()
     assert page.spec.rewards.preset == "concise"
     assert page.spec.rewards.weights == {"format": 0.0}  # only overrides of the preset are written
@@ -149,7 +152,7 @@ def test_sketch_preset_warns_above_the_papers_style_weight(page):
     editor.weights["judge"].setValue(0.4)
     assert "reward hacking" in editor.warnings.text()
     editor._on_preview_timer_timeout()
-    judge_col = [editor.preview.horizontalHeaderItem(c).text() for c in range(editor.preview.columnCount())].index("judge")
+    judge_col = _headers(editor.preview).index("judge")
     assert editor.preview.item(0, judge_col).text() == "—"  # needs the trained judge: scored during the run
 
 
@@ -220,7 +223,8 @@ def test_a_data_file_is_previewed_mapped_and_checked(page, qtbot, tmp_path):
     assert page.data.columns["answer"].currentText() == "solution"
     assert page.data.columns["difficulty"].currentText() == "level"
     # the columns were guessed after the first check, which then ran again with them
-    qtbot.waitUntil(lambda: not page.data.checking() and page.data._checked_mapping[0] == "problem", timeout=30000)
+    qtbot.waitUntil(lambda: not page.data.checking() and page.data._checked_mapping[0] == "problem",
+                    timeout=30000)
     assert page.data.check_status.text().startswith("✓ 30 rows usable")
     page.validate()
     spec = page.spec_dict()["data"]
@@ -245,7 +249,8 @@ def test_a_mapping_without_usable_rows_is_marked(page, qtbot, tmp_path):
     page.data.path_edit.setText(str(path))
     qtbot.waitUntil(lambda: page.data.check_result is not None and not page.data.checking(), timeout=30000)
     page.data.columns["question"].setCurrentText("nope")
-    qtbot.waitUntil(lambda: not page.data.checking() and page.data._checked_mapping[0] == "nope", timeout=30000)
+    qtbot.waitUntil(lambda: not page.data.checking() and page.data._checked_mapping[0] == "nope",
+                    timeout=30000)
     page.validate()
     assert "cannot be used" in page.data.file_fields["data.source"].error.text()
     assert page.data.report_text.isVisible() and not page.start_button.isEnabled()
@@ -290,6 +295,7 @@ def test_a_spec_with_a_file_keeps_its_column_mapping(page, qtbot, tmp_path):
     path = tmp_path / "data.jsonl"
     path.write_text("\n".join(json.dumps({"problem": f"{i} + 1?", "solution": str(i + 1), "alt": "x"})
                               for i in range(10)))
-    page.set_spec_dict({"name": "file-run", "data": {"source": str(path), "question": "problem", "answer": "alt"}})
+    page.set_spec_dict({"name": "file-run",
+                        "data": {"source": str(path), "question": "problem", "answer": "alt"}})
     qtbot.waitUntil(lambda: page.data.check_result is not None and not page.data.checking(), timeout=30000)
     assert page.data.columns["answer"].currentText() == "alt"  # not replaced by a guess ("solution")

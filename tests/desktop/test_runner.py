@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engine.spec import spec_from_dict
-
 from desktop import runner
+from engine.spec import spec_from_dict
 from tests.desktop.conftest import fake_argv
 
 SPEC = {"name": "fake", "model": {"source": "builtin:tiny-random"}}

@@ -49,7 +49,8 @@ def test_selected_runs_are_overlaid(window):
     page.metric.setCurrentIndex(page.metric.findData("accuracy"))
     _, y = page.overlay.series[str(b)].data()
     assert list(y) == [0.25] * 5
-    assert not page.monitor_button.isEnabled() and page.delete_button.isEnabled()  # one-run actions need one run
+    assert not page.monitor_button.isEnabled()  # one-run actions need one run
+    assert page.delete_button.isEnabled()
 
 
 def test_monitor_and_new_run_from_a_runs_spec(window):

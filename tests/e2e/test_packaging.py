@@ -108,10 +108,6 @@ def test_wheel_in_a_fresh_venv_runs_the_smoke_spec(tmp_path, store):
     assert _entry(targets(share)["desktop"])["Exec"] == str(venv / "bin" / "ponder")
 
     smoke = run(venv / "bin" / "ponder", "run", resources / "specs" / "smoke.toml")
-    if "no such file: resources/rewards/example.py" in smoke.stdout:
-        pytest.xfail("load_spec resolves a spec's relative paths against the working folder only, so the "
-                     "shipped smoke spec runs only from the checkout (the fix: resolve them against the "
-                     "spec's folder and resources_dir().parent too)")
     assert smoke.returncode == 0, smoke.stdout[-3000:] + smoke.stderr[-3000:]
     (ran,) = store.list_runs()
     assert ran["status"] == "succeeded"

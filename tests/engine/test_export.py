@@ -185,15 +185,12 @@ def test_no_permission_says_so(store, adapter, tmp_path, monkeypatch):
     assert _leftovers(tmp_path / "out") == []
 
 
-@pytest.mark.skipif(sys.platform == "win32" or __import__("os").geteuid() == 0,
-                    reason="root writes to read-only folders anyway")
-def test_a_read_only_folder_says_permission_denied(store, adapter, tmp_path):
+def test_a_folder_nobody_may_write_says_permission_denied(store, adapter, tmp_path):
     run_id = _make_run(store, adapter)
-    locked = tmp_path / "locked"
-    locked.mkdir(mode=0o500)
+    target = Path("/sys/fs/ponder-export")  # sysfs refuses new entries even to root (CI runs as root)
     with pytest.raises(ExportError, match="permission denied"):
-        export_run(store, run_id, locked / "x")
-    assert _leftovers(locked) == []
+        export_run(store, run_id, target)
+    assert not target.exists()
 
 
 def test_merged_model_loads_with_plain_transformers_and_matches_the_adapter(store, adapter, tmp_path):
