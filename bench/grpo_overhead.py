@@ -105,8 +105,11 @@ def profile_summary(path: Path, per_step_of: int, top: int = 25) -> dict:
             ours[f"{Path(file).parent.name}/{Path(file).name}:{func}"] = {
                 "calls": calls, "cumtime_s": round(cumtime, 4), "per_step_s": round(cumtime / per_step_of, 4)}
     total = max(v[3] for v in table.values())
+    hooks = [v["cumtime_s"] for k, v in ours.items() if k.startswith("stages/__init__.py:on_")]
     by_cum = sorted(table.items(), key=lambda kv: kv[1][3], reverse=True)[:top]
-    return {"total_s": round(total, 2), "ponder_callbacks": ours,
+    return {"total_s": round(total, 2),
+            # the trainer callbacks (store writes, trace capture, health, stop check); cProfile inflates them
+            "callbacks_s_per_step": round(sum(hooks) / per_step_of, 4), "ponder_callbacks": ours,
             "top_cumulative": [f"{v[3]:8.2f} s  {Path(k[0]).name}:{k[1]}({k[2]})" for k, v in by_cum]}
 
 

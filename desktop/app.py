@@ -19,6 +19,7 @@ from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
     QHBoxLayout,
+    QLabel,
     QListWidget,
     QListWidgetItem,
     QMainWindow,
@@ -90,7 +91,9 @@ class MainWindow(QMainWindow):
         layout.addWidget(self.sidebar)
         layout.addLayout(right, 1)
         self.setCentralWidget(central)
-        self.statusBar().showMessage(f"Run store: {self.store.path}")
+        store_label = QLabel(f"Run store: {self.store.path}")
+        store_label.setProperty("role", "muted")
+        self.statusBar().addPermanentWidget(store_label)
 
     def _build_menus(self) -> None:
         file_menu = self.menuBar().addMenu("&File")
@@ -126,6 +129,7 @@ class MainWindow(QMainWindow):
     def _connect(self) -> None:
         self.controller.sig_runs_changed.connect(self._on_controller_runs_changed)
         self.controller.sig_run_failed.connect(self._on_controller_run_failed)
+        self.controller.sig_run_ended.connect(self._on_controller_run_ended)
         self.controller.sig_start_failed.connect(self.banner.show_error)
         self.new_run.sig_run_started.connect(self._on_new_run_run_started)
         self.new_run.sig_error.connect(self.banner.show_error)
@@ -176,6 +180,10 @@ class MainWindow(QMainWindow):
         item = self.sidebar.item(1)
         item.setText(f"Monitor  ({active})" if active else "Monitor")
         item.setToolTip(f"{active} run{'s are' if active != 1 else ' is'} going" if active else "")
+
+    def _on_controller_run_ended(self, run_id: int, status: str) -> None:
+        run = next((r for r in self.controller.runs if r["id"] == run_id), {"name": ""})
+        self.statusBar().showMessage(f"Run #{run_id} {run['name']} {status}.", 15000)
 
     def _on_controller_run_failed(self, run_id: int, message: str, details: str) -> None:
         self.banner.push(Notice(message, details, "error", run_id))

@@ -51,8 +51,6 @@ METRICS_PER_POLL, TRACES_PER_POLL = 2000, 200  # bounded work per tick; the rest
 
 
 class MonitorPage(QWidget):
-    sig_status_changed = Signal(int, str)
-    """The monitored run's status changed; arguments: run id, status."""
     sig_show_error = Signal(str, str, int)
     """The user asked to see a failed run's error again; arguments: message, details, run id."""
 
@@ -236,8 +234,6 @@ class MonitorPage(QWidget):
             for key, plot in self.charts.items():
                 if key != "kl":
                     plot.set_empty_note(note)
-        if run["status"] != old_status:
-            self.sig_status_changed.emit(self.run_id, run["status"])
 
     def _add_metric(self, row: dict[str, Any]) -> None:
         stage, name, value = row["stage"], row["name"], row["value"]

@@ -149,9 +149,6 @@ class RunController(QObject):
         except psutil.NoSuchProcess:
             return []
 
-    def worker_alive(self, run: dict[str, Any]) -> bool:
-        return bool(self._worker_processes(run))
-
     # ---- watching ---------------------------------------------------------------------------------
     def active_runs(self) -> list[dict[str, Any]]:
         return [r for r in self.runs if r["status"] in ACTIVE]

@@ -101,7 +101,8 @@ def _convert_gguf(gguf: Path, target: Path) -> Path:
         tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
         model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
     except Exception as exc:
-        raise ModelError(f"could not read the GGUF file {gguf}: {type(exc).__name__}: {exc}") from exc
+        raise ModelError(f"could not read the GGUF file {gguf}: it is damaged, incomplete or not a GGUF model file "
+                         f"this version of transformers reads. {type(exc).__name__}: {exc}") from exc
     if getattr(model, "hf_quantizer", None) is not None:
         # The de-quantised weights are plain fp32, but the GGUF flag makes trainers refuse the model.
         model.hf_quantizer.remove_quantization_config(model)
@@ -238,6 +239,18 @@ def load_model(spec: ModelSpec, *, placement: Placement | None = None, adapter: 
         model = AutoModelForCausalLM.from_pretrained(
             folder, dtype=placement.dtype, trust_remote_code=spec.trust_remote_code)
     except Exception as exc:
+        from safetensors import safe_open
+
+        damaged = []  # a cut-off download or copy: say which file, not only that the folder failed
+        for file in sorted(folder.glob("*.safetensors")):
+            try:
+                with safe_open(str(file), "pt"):  # reads and checks the header only
+                    pass
+            except Exception:  # noqa: BLE001 - any failure to open it means the file is unusable
+                damaged.append(str(file))
+        if damaged:
+            raise ModelError(f"the weights file {', '.join(damaged)} is damaged or incomplete (a download or copy "
+                             f"cut short?): copy or download the model again. {type(exc).__name__}: {exc}") from exc
         raise ModelError(f"could not load the model in {folder}: {type(exc).__name__}: {exc}") from exc
     model.to(placement.device)
     if adapter is not None:

@@ -39,13 +39,62 @@ def _on_sigterm(signum, frame):
 
 
 def _describe(exc: BaseException) -> str:
-    """The message a user reads first: out of memory is said as such, with the settings to lower."""
+    """The message a user reads first: out of memory and a full disk are said as such, with what to do.
+
+    Libraries wrap both: torch's CPU allocator raises RuntimeError("DefaultCPUAllocator: can't
+    allocate memory"), safetensors and tokenizers (Rust) report a full disk in their own error
+    types and torch.save as "file write failed", so the exception chain and its text are read,
+    not only the exception type. A full disk names the file (or folder) being written where a
+    frame of the traceback holds it.
+    """
+    import errno
+
     text = f"{type(exc).__name__}: {exc}"
-    oom = isinstance(exc, MemoryError) or "out of memory" in str(exc).lower()
-    if oom:
-        text = ("Out of memory: " + text + "\nLower grpo.batch_size, grpo.num_generations or "
-                "grpo.max_completion_length (or model.lora.r), then resume the run.")
-    return text
+    chain, seen = [], set()
+    e: BaseException | None = exc
+    while e is not None and id(e) not in seen:  # the exception and what it was raised from
+        seen.add(id(e))
+        chain.append(e)
+        e = e.__cause__ or e.__context__
+    oom_words = ("out of memory", "can't allocate memory", "cannot allocate memory", "defaultcpuallocator")
+    oom = next((c for c in chain if isinstance(c, MemoryError) or getattr(c, "errno", None) == errno.ENOMEM
+                or any(w in str(c).lower() for w in oom_words)), None)
+    if oom is not None:
+        return ("Out of memory: " + f"{type(oom).__name__}: {oom}" + "\nLower grpo.batch_size, "
+                "grpo.num_generations or grpo.max_completion_length (or model.lora.r), then resume the run.")
+    disk = {errno.ENOSPC: "No space left on device", errno.EFBIG: "File too large (a file-size limit was hit)",
+            errno.EDQUOT: "Disk quota exceeded"}
+    disk_words = (("no space left on device", errno.ENOSPC), ("storagefull", errno.ENOSPC),
+                  ("file too large", errno.EFBIG), ("quota exceeded", errno.EDQUOT),
+                  ("file write failed", errno.ENOSPC))  # torch.save's PytorchStreamWriter says only this
+    said = None
+    for c in chain:
+        code = c.errno if isinstance(c, OSError) and c.errno in disk else \
+            next((n for w, n in disk_words if w in str(c).lower()), None)
+        if code is not None:
+            said, text = disk[code], f"{type(c).__name__}: {c}"
+            break
+    if said is None:
+        return text
+    path = next((str(c.filename) for c in chain if isinstance(c, OSError) and c.filename), None)
+    if path is None:  # a write to an open file, or a library's own error: find the path in the traceback
+        names = ("filename", "file_path", "tokenizer_file", "save_path", "output_file", "path", "save_directory",
+                 "output_dir", "checkpoint_folder")
+        for c in chain:
+            frames, tb = [], c.__traceback__
+            while tb is not None:
+                frames.append(tb.tb_frame)
+                tb = tb.tb_next
+            for frame in reversed(frames):  # innermost first: the file rather than its folder
+                found = next((v for n in names if isinstance(v := frame.f_locals.get(n), str | os.PathLike)), None)
+                if found is not None:
+                    path = os.fspath(found)
+                    break
+            if path is not None:
+                break
+    where = f" while writing {path}" if path else " while writing"
+    return (f"{said}{where}: free disk space or choose another output folder; the last complete checkpoint "
+            f"is intact.\n{text}")
 
 
 def run_worker(run_dir: Path, store: RunStore, resume: bool = False) -> int:

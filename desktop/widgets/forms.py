@@ -57,9 +57,6 @@ class Field(QWidget):
                 widget.style().unpolish(widget)
                 widget.style().polish(widget)
 
-    def error_text(self) -> str:
-        return self.error.text()
-
 
 class Collapsible(QWidget):
     """A header button that shows or hides its content (for "Advanced" settings)."""

@@ -87,3 +87,11 @@ def test_the_same_error_is_shown_once(window):
         window.banner.show_error("the store is locked", "")
     window.banner.show_error("another problem", "")
     assert [n.message for n in window.banner.notices] == ["the store is locked", "another problem"]
+
+
+def test_an_ended_run_is_announced_in_the_status_bar(window, qtbot, monkeypatch):
+    run_id = _start(window, monkeypatch, "obedient")
+    qtbot.waitUntil(lambda: window.store.get_run(run_id)["status"] == "running", timeout=20000)
+    window.controller.stop(run_id)
+    qtbot.waitUntil(lambda: "stopped" in window.statusBar().currentMessage(), timeout=20000)
+    assert f"Run #{run_id}" in window.statusBar().currentMessage()
