@@ -88,18 +88,27 @@ def follow(store, run_id: int, proc=None, poll: float = 0.5) -> int:
     return {"succeeded": 0, "stopped": EXIT_STOPPED}.get(run["status"], EXIT_FAILED)
 
 
-def cmd_run(args) -> int:
-    from engine.launch import create_run, spawn_worker
+def load_spec_or_say(path: Path, name: str | None = None):
+    """The spec at `path` (renamed to `name` if given), or None after printing every problem."""
     from engine.spec import SpecInvalid, load_spec
-    from engine.store import RunStore
 
     try:
-        spec = load_spec(args.spec)
+        spec = load_spec(path)
     except SpecInvalid as exc:
         _out(str(exc))
+        return None
+    if name:
+        spec.name = name
+    return spec
+
+
+def cmd_run(args) -> int:
+    from engine.launch import create_run, spawn_worker
+    from engine.store import RunStore
+
+    spec = load_spec_or_say(args.spec, args.name)
+    if spec is None:
         return EXIT_USAGE
-    if args.name:
-        spec.name = args.name
     with RunStore(args.store) as store:
         run_id, run_dir = create_run(spec, store)
         _out(f"run {run_id}: {spec.name} in {run_dir}")
@@ -219,12 +228,9 @@ def cmd_eval(args) -> int:
 
 def cmd_check(args) -> int:
     from engine.preflight import check
-    from engine.spec import SpecInvalid, load_spec
 
-    try:
-        spec = load_spec(args.spec)
-    except SpecInvalid as exc:
-        _out(str(exc))
+    spec = load_spec_or_say(args.spec)
+    if spec is None:
         return EXIT_FAILED
     findings = check(spec)
     for finding in findings:

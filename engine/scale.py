@@ -134,17 +134,12 @@ def prepare_launch(spec, store, gpus: int, strategy: str = "ddp", cpu: bool = Fa
 # ---- command line ---------------------------------------------------------------------------------
 
 def cmd_launch_command(args) -> int:
-    from engine.cli import EXIT_USAGE, _out
-    from engine.spec import SpecInvalid, load_spec
+    from engine.cli import EXIT_USAGE, _out, load_spec_or_say
     from engine.store import RunStore
 
-    try:
-        spec = load_spec(args.spec)
-    except SpecInvalid as exc:
-        _out(str(exc))
+    spec = load_spec_or_say(args.spec, args.name)
+    if spec is None:
         return EXIT_USAGE
-    if args.name:
-        spec.name = args.name
     with RunStore(args.store) as store:
         try:
             launch = prepare_launch(spec, store, args.gpus, args.sharding, args.cpu)
