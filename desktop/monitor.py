@@ -8,7 +8,9 @@ the charts that changed, and only while the page is visible.
 from __future__ import annotations
 
 import html
+import statistics
 import time
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +66,7 @@ class MonitorPage(QWidget):
         # stage -> x offset: steps restart per stage, the x axis does not
         self._offsets: dict[str, float] = {}
         self._max_x = 0.0
+        self._step_times: dict[str, deque[float]] = {}  # stage -> the last few seconds-per-step
         self.alerts: list[dict[str, Any]] = []
         self._failure: tuple[Any, str] = (None, "")  # (run id, error) -> message: reads worker.log once
         self._build()
@@ -179,6 +182,7 @@ class MonitorPage(QWidget):
         self.run_id, self.run = run_id, None
         self._after = {"metrics": 0, "traces": 0, "events": 0}
         self._offsets, self._max_x = {}, 0.0
+        self._step_times: dict[str, deque[float]] = {}
         for key, plot in self.charts.items():
             plot.clear_data()
             for name, label in CHARTS[key][1].items():
@@ -226,7 +230,7 @@ class MonitorPage(QWidget):
                 f"{e['message']}" for e in events))
         self.timeline.set_stages((run.get("spec") or {}).get("stages") or [])
         stages = self.store.stages(self.run_id)
-        self.timeline.update_rows(stages)
+        self.timeline.update_rows(stages, {s: statistics.median(t) for s, t in self._step_times.items() if t})
         self._update_status(run, stages)
         self._update_buttons()
         if run["status"] != old_status:
@@ -244,6 +248,8 @@ class MonitorPage(QWidget):
                     plot.add_boundary(self._max_x, stage)
         x = self._offsets[stage] + row["step"]
         self._max_x = max(self._max_x, x)
+        if name == "step_time":  # the ETA follows the recent pace (a resumed stage's start says nothing)
+            self._step_times.setdefault(stage, deque(maxlen=5)).append(value)
         if name.startswith("rewards/") and name.endswith("/mean"):
             component = name[len("rewards/"):-len("/mean")]
             self.charts["reward"].add_series(name, component, width=1.5)

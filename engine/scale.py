@@ -103,10 +103,10 @@ def notes_for(spec, gpus: int, strategy: str, cpu: bool) -> list[str]:
         notes.append(f"model.device is {spec.model.device}: every process would load the model there; set it "
                      "to auto")
     if "eval" in spec.stages and gpus > 1:
-        notes.append("the eval stage runs on every process: the store gets the evaluation once per process")
+        notes.append("the eval stage generates on the main process only")
     if gpus > 1:
-        notes.append("stopping from the app or with `ponder stop` ends a multi-process run without a "
-                     "checkpoint; to resume, run this command again with --resume at the end")
+        notes.append("`ponder stop` (or Stop in the app) stops every process at the same step with a checkpoint; "
+                     "to resume, run this command again with --resume at the end")
     return notes
 
 

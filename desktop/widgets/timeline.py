@@ -48,14 +48,15 @@ class StageCard(QFrame):
         layout.addWidget(self.bar)
         layout.addWidget(self.detail)
 
-    def update_from(self, row: dict[str, Any] | None) -> None:
+    def update_from(self, row: dict[str, Any] | None, step_time: float | None = None) -> None:
+        """Show a `stages` row; `step_time` (seconds a step, recently) gives the ETA, else the pace so far."""
         state = (row or {}).get("status") or "pending"
         done, total = (row or {}).get("progress") or 0, (row or {}).get("total_steps") or 0
         self.status.setText(state)
         self.bar.setRange(0, max(total, 1))
         self.bar.setValue(min(done, total) if total else (1 if state == "succeeded" else 0))
         if state == "running":
-            left = eta(row) if done else None
+            left = step_time * max(0, total - done) if step_time and total else (eta(row) if done else None)
             remaining = fmt_duration(left) if left else "estimating…"
             self.detail.setText(f"step {done}/{total or '?'} · ETA {remaining}")
         elif state in ("succeeded", "stopped", "failed"):
@@ -89,7 +90,7 @@ class StageTimeline(QWidget):
             self.cards[stage] = StageCard(stage)
             self._layout.addWidget(self.cards[stage], 1)
 
-    def update_rows(self, rows: list[dict[str, Any]]) -> None:
+    def update_rows(self, rows: list[dict[str, Any]], step_times: dict[str, float] | None = None) -> None:
         by_stage = {r["stage"]: r for r in rows}
         for stage, card in self.cards.items():
-            card.update_from(by_stage.get(stage))
+            card.update_from(by_stage.get(stage), (step_times or {}).get(stage))

@@ -193,3 +193,13 @@ def test_switching_runs_clears_every_chart(window, qtbot):
     window.show_run(second)
     assert tokens.point_count() == 0 and not any(fill.isVisible() for fill in tokens.fills)
     assert all(plot.point_count() == 0 for plot in window.monitor.charts.values())
+
+
+def test_eta_follows_the_recent_pace(window, qtbot):
+    store = window.store
+    run_id = register_running(store)  # started 30 s ago, 10 steps in total
+    for step in (1, 2, 3, 4):
+        add_step(store, run_id, step)  # 2 s a step
+    window.show_run(run_id)
+    card = window.monitor.timeline.cards["grpo"]
+    qtbot.waitUntil(lambda: "ETA 12s" in card.detail.text(), timeout=3000)  # 6 steps left x 2 s

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import time
 import re
 import shlex
 import subprocess
@@ -89,3 +90,28 @@ def test_two_processes_train_and_only_rank_zero_writes(store, tmp_path, monkeypa
     assert {s["stage"]: s["status"] for s in store.stages(launch.run_id)} == {"grpo": "succeeded"}
     assert [a["kind"] for a in store.artifacts(launch.run_id) if a["kind"] == "adapter"] == ["adapter"]
     assert (launch.run_dir / "adapter" / "adapter_model.safetensors").is_file()
+
+
+@pytest.mark.slow
+def test_stop_reaches_every_process_and_checkpoints(store, tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    spec = load_spec(SPECS / "smoke.toml").replace(**{"grpo.max_steps": 6, "grpo.save_steps": 100})
+    launch = prepare_launch(spec, store, gpus=2, cpu=True)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(launch.argv, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 600
+        while store.last_metrics(launch.run_id)["step"] is None and time.time() < deadline:
+            time.sleep(0.5)
+        store.send_command(launch.run_id, "stop")
+        proc.wait(timeout=600)  # torchrun turns the workers' "stopped" exit code 3 into its own 1
+    finally:
+        proc.kill()
+    run = store.get_run(launch.run_id)
+    assert run["status"] == "stopped", run["error"]
+    step = store.last_metrics(launch.run_id)["step"]
+    assert step < 6
+    log = (launch.run_dir / "worker.log").read_text()
+    assert log.count(f"trained {step} steps") == 2  # both ranks left the loop at the same step
+    assert (launch.run_dir / "checkpoints" / "grpo" / f"checkpoint-{step}" / "adapter_model.safetensors").is_file()
