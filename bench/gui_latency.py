@@ -186,4 +186,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Skip the interpreter's teardown: with the slots and paintEvent wrapped above, PySide 6.12 can die in
+    # it ("none_dealloc") after the figures are out; the app itself exits cleanly (checked without them).
+    os._exit(code)

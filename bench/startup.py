@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     probe = Path(__file__).with_name("startup_probe.py")
-    times, loaded = [], set()
+    times, loaded, phases = [], set(), []
     for _ in range(args.repeats):
         scratch = Path(tempfile.mkdtemp(prefix="ponder-bench-startup-"))
         env = child_env(PONDER_HOME=str(scratch / "home"), XDG_CONFIG_HOME=str(scratch / "config"))
@@ -47,8 +47,13 @@ def main(argv: list[str] | None = None) -> int:
         report = json.loads(lines[-1])
         times.append(report["painted"] - t0)
         loaded |= set(report["loaded"])
+        marks = report["marks"]
+        phases.append({"python_start": marks["interpreter"] - t0,
+                       "qt_application": marks["qapplication"] - marks["interpreter"],
+                       "import_desktop_app": marks["imports"] - marks["qapplication"],
+                       "window_and_first_paint": report["painted"] - marks["imports"]})
     emit({"benchmark": "startup", "seconds_to_first_paint": median(times), "first_start_s": times[0],
-          "all_s": times, "ml_stack_loaded_at_first_paint": sorted(loaded), "torch_loaded": "torch" in loaded,
+          "all_s": times, "phases_median_s": {k: median(p[k] for p in phases) for k in phases[0]}, "ml_stack_loaded_at_first_paint": sorted(loaded), "torch_loaded": "torch" in loaded,
           "target": f"<= {TARGET_S} s, torch not loaded"}, args.json)
     return 0
 

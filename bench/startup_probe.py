@@ -6,9 +6,12 @@ ML stack's modules were loaded by then (none should be). Then it quits the app.
 
 from __future__ import annotations
 
-import json
-import sys
 import time
+
+PROBE_START = time.time()  # the interpreter is up (site, encodings): everything before is Python's own start
+
+import json  # noqa: E402
+import sys  # noqa: E402
 
 from PySide6.QtCore import QEvent, QObject, QTimer
 from PySide6.QtWidgets import QApplication, QMainWindow
@@ -32,17 +35,26 @@ class FirstPaint(QObject):
 
     def report(self) -> None:
         painted = time.time()
-        sys.stdout.write(json.dumps({"painted": painted, "loaded": [m for m in ML_STACK if m in sys.modules]}) + "\n")
+        sys.stdout.write(json.dumps({"painted": painted, "loaded": [m for m in ML_STACK if m in sys.modules],
+                                     "marks": MARKS}) + "\n")
         sys.stdout.flush()
         self.app.quit()
 
 
+MARKS: dict[str, float] = {}
+
+
 def main() -> int:
+    MARKS["interpreter"] = PROBE_START
     app = QApplication([sys.argv[0]])  # desktop.app.main() takes this instance
     probe = FirstPaint(app)
     app.installEventFilter(probe)
+    MARKS["qapplication"] = time.time()
     from desktop.entry import main as ponder_main
 
+    import desktop.app  # noqa: F401 - what `ponder` imports before its window exists; timed on its own
+
+    MARKS["imports"] = time.time()
     return ponder_main([])
 
 

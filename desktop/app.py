@@ -1,4 +1,4 @@
-"""The main window: a sidebar of pages (New run, Monitor, Runs, Compare), the error banner, and `main()`.
+"""The main window: a sidebar of pages (New run, Monitor, Runs, Compare, Export), the banner, and `main()`.
 
 The window reads the run store and starts workers; it never holds a model, and it never
 imports torch (a test checks sys.modules). Closing it while a run is going asks whether to
@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
 
 from desktop import theme
 from desktop.compare import ComparePage
+from desktop.export import ExportPage
 from desktop.monitor import MonitorPage
 from desktop.new_run import NewRunPage
 from desktop.runner import RunController
@@ -42,7 +43,7 @@ from engine.store import RunStore
 
 log = logging.getLogger(__name__)
 PAGES = (("new_run", "New run", "new-run"), ("monitor", "Monitor", "monitor"), ("runs", "Runs", "runs"),
-         ("compare", "Compare", "compare"))
+         ("compare", "Compare", "compare"), ("export", "Export", "export"))
 
 
 class MainWindow(QMainWindow):
@@ -57,8 +58,9 @@ class MainWindow(QMainWindow):
         self.monitor = MonitorPage(self.controller)
         self.runs = RunsPage(self.controller)
         self.compare = ComparePage(self.controller)
+        self.export = ExportPage(self.controller)
         self.pages = {"new_run": self.new_run, "monitor": self.monitor, "runs": self.runs,
-                      "compare": self.compare}
+                      "compare": self.compare, "export": self.export}
         self._build()
         self._build_menus()
         self._connect()
@@ -139,6 +141,8 @@ class MainWindow(QMainWindow):
         self.runs.sig_error.connect(self.banner.show_error)
         self.monitor.sig_show_error.connect(self.banner.show_error)
         self.compare.sig_error.connect(self.banner.show_error)
+        self.export.sig_error.connect(self.banner.show_error)
+        self.runs.sig_export.connect(self._on_runs_export)
         self.banner.sig_show_run.connect(self.show_run)
         theme.manager().sig_changed.connect(self._on_theme_changed)
 
@@ -170,6 +174,10 @@ class MainWindow(QMainWindow):
     def _on_runs_use_spec(self, spec: dict) -> None:
         self.new_run.set_spec_dict(spec)
         self.show_page("new_run")
+
+    def _on_runs_export(self, run: dict) -> None:
+        self.export.select_run(run["id"])
+        self.show_page("export")
 
     def _on_runs_compare(self, run: dict) -> None:
         self.compare.prefill(run)

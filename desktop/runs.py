@@ -72,6 +72,8 @@ class _RemoveFolder(QRunnable):
 class RunsPage(QWidget):
     sig_show_run = Signal(int)
     """The user wants to follow this run on the Monitor page."""
+    sig_export = Signal(dict)
+    """The user wants to export this run's trained model."""
     sig_compare = Signal(dict)
     """The user wants to compare this run's model with its base model."""
     sig_use_spec = Signal(dict)
@@ -127,6 +129,9 @@ class RunsPage(QWidget):
         self.compare_button = QPushButton("Compare with base")
         theme.set_icon(self.compare_button, "compare")
         self.compare_button.clicked.connect(self._on_compare_button_clicked)
+        self.export_button = QPushButton("Export…")
+        theme.set_icon(self.export_button, "export")
+        self.export_button.clicked.connect(self._on_export_button_clicked)
         self.delete_button = QPushButton("Delete…")
         theme.set_icon(self.delete_button, "delete", "error")
         self.delete_button.setProperty("role", "danger")
@@ -267,8 +272,8 @@ class RunsPage(QWidget):
         self.sig_show_run.emit(self._row_id(index.row()))
 
     def _one_run_buttons(self) -> tuple[QPushButton, ...]:
-        return (self.monitor_button, self.compare_button, self.spec_button, self.reuse_button,
-                self.folder_button)
+        return (self.monitor_button, self.compare_button, self.export_button, self.spec_button,
+                self.reuse_button, self.folder_button)
 
     def _update_buttons(self) -> None:
         ids = self.selected_ids()
@@ -314,6 +319,12 @@ class RunsPage(QWidget):
         layout.addWidget(text)
         dialog.resize(560, 640)
         dialog.show()  # non-modal
+
+    def _on_export_button_clicked(self) -> None:
+        ids = self.selected_ids()
+        run = self._run(ids[0]) if ids else None
+        if run is not None:
+            self.sig_export.emit(run)
 
     def _on_compare_button_clicked(self) -> None:
         ids = self.selected_ids()

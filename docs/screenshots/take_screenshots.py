@@ -28,6 +28,7 @@ def main() -> int:
     app = QApplication(sys.argv[:1])
     theme.manager().apply("light")
     window = MainWindow()
+    window.ask_leave_running = lambda runs: "leave"  # quitting must not wait for an answer about live runs
     install_excepthooks(window.banner)
     window.resize(1440, 900)
     window.show()

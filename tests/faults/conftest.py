@@ -34,19 +34,12 @@ def fault_spec(**changes):
     return load_spec(SPECS / "smoke.toml").replace(**{**base, **changes})
 
 
-def start(store, spec, **popen):
+def start(store, spec):
     """Register the run and start its worker (own session, like the CLI); returns (run id, run dir, Popen)."""
     from engine.launch import create_run, spawn_worker
 
     run_id, run_dir = create_run(spec, store)
-    if not popen:
-        return run_id, run_dir, spawn_worker(run_dir, store)
-    from engine.launch import worker_argv
-
-    with open(run_dir / "worker.log", "ab") as log:
-        proc = subprocess.Popen(worker_argv(run_dir, store), stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                start_new_session=True, **popen)
-    return run_id, run_dir, proc
+    return run_id, run_dir, spawn_worker(run_dir, store)
 
 
 def wait_for(predicate, timeout: float = 240, what: str = "condition", poll: float = 0.1):

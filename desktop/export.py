@@ -1,0 +1,316 @@
+"""The Export page: a run's trained adapter (or a merged model) as a folder plain transformers + peft load.
+
+Export runs `python -m engine.export RUN_ID --out DIR [--checkpoint STEP] [--merged] [--zip]` in a
+QProcess and reads its stdout line by line (`progress 3/5 writing the tokenizer`, then
+`exported PATH` or `error MESSAGE`); Cancel terminates it (the engine cleans up its partial
+folder), then kills it if it does not exit. The result is read from the output folder: its
+model card (README.md) is shown, and the folder can be opened.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QProcess, QTimer, QUrl, Signal
+from PySide6.QtGui import QDesktopServices
+from PySide6.QtWidgets import (
+    QButtonGroup,
+    QCheckBox,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QProgressBar,
+    QPushButton,
+    QRadioButton,
+    QTextBrowser,
+    QVBoxLayout,
+    QWidget,
+)
+
+from desktop import theme
+from desktop.runner import RunController
+from desktop.widgets.forms import ComboBox, Field, form_layout, label
+
+EXPORT_DIR_KEY = "export/dir"
+KILL_AFTER_MS = 5000
+_PROGRESS = re.compile(r"^progress (\d+)/(\d+) (.*)$")
+
+
+def export_argv(run_id: int, out: str, checkpoint: str, merged: bool, zip_: bool, store_path: Path) -> list[str]:
+    """The export command for the engine (a module-level function, so tests can stand in for it)."""
+    argv = [sys.executable, "-m", "engine.export", str(run_id), "--out", out, "--store", str(store_path)]
+    if checkpoint:
+        argv += ["--checkpoint", checkpoint]
+    return argv + (["--merged"] if merged else []) + (["--zip"] if zip_ else [])
+
+
+class ExportPage(QWidget):
+    sig_error = Signal(str, str)
+    """An export failed; arguments: message, details."""
+    sig_exported = Signal(str)
+    """An export finished; the argument is the path written."""
+
+    def __init__(self, controller: RunController, parent=None):
+        super().__init__(parent)
+        self.controller = controller
+        self.store = controller.store
+        self.proc: QProcess | None = None
+        self.exported: Path | None = None
+        self._buffer = ""
+        self._error = ""
+        self._cancelled = False
+        self._build()
+        controller.sig_runs_changed.connect(self._on_controller_runs_changed)
+        self._on_controller_runs_changed(controller.runs)
+
+    # ---- layout -----------------------------------------------------------------------------------
+    def _build(self) -> None:
+        title = QLabel("Export")
+        title.setProperty("role", "title")
+        subtitle = label("A run's trained model as a folder that transformers and peft load without Ponder: "
+                         "the weights, the tokenizer, the run spec and a model card.", "subtitle")
+        self.run_combo = ComboBox(30)
+        self.run_combo.currentIndexChanged.connect(self._on_run_combo_index_changed)
+        self.weights = ComboBox(24)
+        self.adapter_radio = QRadioButton("LoRA adapter: small; loaded with peft on top of the base model")
+        self.merged_radio = QRadioButton("Merged model: stand-alone, the adapter merged into the base weights")
+        self.adapter_radio.setChecked(True)
+        group = QButtonGroup(self)
+        group.addButton(self.adapter_radio)
+        group.addButton(self.merged_radio)
+        self.zip_box = QCheckBox("Pack it into one .zip file")
+        self.out_edit = QLineEdit()
+        self.out_edit.setPlaceholderText("the folder to create")
+        browse = QPushButton("Choose…")
+        browse.clicked.connect(self._on_browse_button_clicked)
+        out_row = QWidget()
+        row = QHBoxLayout(out_row)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(self.out_edit, 1)
+        row.addWidget(browse)
+        formats = QWidget()
+        column = QVBoxLayout(formats)
+        column.setContentsMargins(0, 0, 0, 0)
+        for widget in (self.adapter_radio, self.merged_radio, self.zip_box):
+            column.addWidget(widget)
+        self.out_field = Field(out_row, "it must not exist yet; nothing is written there until the export is "
+                                        "complete")
+        form = form_layout()
+        form.addRow("Run", self.run_combo)
+        form.addRow("Weights", self.weights)
+        form.addRow("Format", formats)
+        form.addRow("Save as", self.out_field)
+
+        self.export_button = QPushButton("Export")
+        theme.set_icon(self.export_button, "export", "#ffffff")
+        self.export_button.setProperty("role", "primary")
+        self.export_button.clicked.connect(self._on_export_button_clicked)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.clicked.connect(self._on_cancel_button_clicked)
+        self.cancel_button.hide()
+        self.progress = QProgressBar()
+        self.progress.hide()
+        self.status = label("", "muted")
+        self.open_button = QPushButton("Open folder")
+        theme.set_icon(self.open_button, "open")
+        self.open_button.clicked.connect(self._on_open_button_clicked)
+        self.open_button.hide()
+        actions = QHBoxLayout()
+        actions.addWidget(self.status, 1)
+        actions.addWidget(self.open_button)
+        actions.addWidget(self.cancel_button)
+        actions.addWidget(self.export_button)
+        self.card = QTextBrowser()
+        self.card.setOpenExternalLinks(True)
+        self.card.setPlaceholderText("The model card of the export appears here.")
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(20, 16, 20, 16)
+        layout.setSpacing(10)
+        layout.addWidget(title)
+        layout.addWidget(subtitle)
+        layout.addLayout(form)
+        layout.addLayout(actions)
+        layout.addWidget(self.progress)
+        layout.addWidget(label("Model card", "section"))
+        layout.addWidget(self.card, 1)
+        self._update_buttons()
+
+    # ---- choices ----------------------------------------------------------------------------------
+    def _on_controller_runs_changed(self, runs: list[dict[str, Any]]) -> None:
+        """Runs with something to export: a final adapter or a checkpoint."""
+        current = self.run_combo.currentData()
+        self.run_combo.blockSignals(True)
+        self.run_combo.clear()
+        for run in sorted(runs, key=lambda r: -r["id"]):
+            arts = [a for a in self.store.artifacts(run["id"]) if a["kind"] in ("adapter", "checkpoint")
+                    and (a["meta"].get("stage") or a["stage"]) != "judge"]
+            if arts:
+                self.run_combo.addItem(f"#{run['id']} {run['name']} — {run['status']}", run["id"])
+        index = self.run_combo.findData(current)
+        self.run_combo.setCurrentIndex(max(index, 0))
+        self.run_combo.blockSignals(False)
+        self._on_run_combo_index_changed(self.run_combo.currentIndex())
+
+    def select_run(self, run_id: int) -> None:
+        index = self.run_combo.findData(run_id)
+        if index >= 0:
+            self.run_combo.setCurrentIndex(index)
+
+    def _on_run_combo_index_changed(self, _index: int) -> None:
+        run_id = self.run_combo.currentData()
+        self.weights.clear()
+        if run_id is None:
+            self._update_buttons()
+            return
+        arts = self.store.artifacts(run_id)
+        if any(a["kind"] == "adapter" for a in arts):
+            self.weights.addItem("the final trained adapter", "")
+        seen = set()
+        for art in reversed(arts):
+            stage, step = art["meta"].get("stage") or art["stage"], art["meta"].get("step")
+            usable = art["kind"] == "checkpoint" and step is not None and stage != "judge"
+            if usable and (stage, step) not in seen:
+                seen.add((stage, step))
+                self.weights.addItem(f"{stage or 'checkpoint'} checkpoint at step {step}",
+                                     f"{stage}:{step}" if stage else str(step))
+        run = next((r for r in self.controller.runs if r["id"] == run_id), None)
+        if run is not None and not self.out_edit.isModified():
+            from desktop.settings import settings
+
+            base = Path(settings().value(EXPORT_DIR_KEY, str(Path.home() / "ponder-exports")))
+            self.out_edit.setText(str(base / f"{run['name']}-{run_id}"))
+        self._update_buttons()
+
+    def _on_browse_button_clicked(self) -> None:
+        start = str(Path(self.out_edit.text()).parent) if self.out_edit.text() else str(Path.home())
+        folder = QFileDialog.getExistingDirectory(self, "Where to put the export", start)
+        if folder:
+            name = Path(self.out_edit.text()).name or "export"
+            self.out_edit.setText(str(Path(folder) / name))
+            self.out_edit.setModified(True)
+
+    # ---- exporting --------------------------------------------------------------------------------
+    def _on_export_button_clicked(self) -> None:
+        self.start()
+
+    def start(self) -> None:
+        run_id, out = self.run_combo.currentData(), self.out_edit.text().strip()
+        target = Path(out).expanduser()
+        if self.zip_box.isChecked():
+            target = target.with_name(target.name + ".zip")
+        if not out:
+            self.out_field.set_error("choose where to save the export.")
+            return
+        if target.exists():
+            self.out_field.set_error(f"{target} exists already; choose a new name.")
+            return
+        self.out_field.set_error(None)
+        argv = export_argv(run_id, str(Path(out).expanduser()), self.weights.currentData() or "",
+                           self.merged_radio.isChecked(), self.zip_box.isChecked(), self.store.path)
+        self.exported, self._buffer, self._error, self._cancelled = None, "", "", False
+        self.card.clear()
+        self.proc = QProcess(self)
+        self.proc.setProcessChannelMode(QProcess.ProcessChannelMode.SeparateChannels)
+        self.proc.readyReadStandardOutput.connect(self._on_proc_ready_read)
+        self.proc.finished.connect(self._on_proc_finished)
+        self.proc.errorOccurred.connect(self._on_proc_error_occurred)
+        self.progress.setRange(0, 0)  # busy until the first progress line
+        self.status.setText("Starting the export…")
+        self.proc.start(argv[0], argv[1:])
+        self._update_buttons()
+
+    def _on_proc_ready_read(self) -> None:
+        self._buffer += bytes(self.proc.readAllStandardOutput()).decode("utf-8", errors="replace")
+        *lines, self._buffer = self._buffer.split("\n")
+        for line in lines:
+            self._handle_line(line.strip())
+
+    def _handle_line(self, line: str) -> None:
+        match = _PROGRESS.match(line)
+        if match:
+            done, total, what = int(match[1]), int(match[2]), match[3]
+            self.progress.setRange(0, total)
+            self.progress.setValue(done - 1)
+            self.status.setText(f"Step {done} of {total}: {what}…")
+        elif line.startswith("exported "):
+            self.exported = Path(line[len("exported "):])
+        elif line.startswith("error "):
+            self._error = line[len("error "):]
+
+    def _on_proc_finished(self, code: int, _status: QProcess.ExitStatus) -> None:
+        self._on_proc_ready_read()
+        if self._buffer.strip():
+            self._handle_line(self._buffer.strip())
+            self._buffer = ""
+        err = bytes(self.proc.readAllStandardError()).decode("utf-8", errors="replace")
+        self.proc.deleteLater()
+        self.proc = None
+        if self._cancelled:
+            self.status.setText("Export cancelled; nothing was written.")
+        elif code == 0 and self.exported is not None:
+            self._show_result(self.exported)
+            self.sig_exported.emit(str(self.exported))
+        else:
+            message = self._error or f"the export process exited with code {code}"
+            self.status.setText(f"Export failed: {message}")
+            self.sig_error.emit(f"Export failed: {message}", err.strip()[-4000:])
+        self._update_buttons()
+
+    def _on_proc_error_occurred(self, error: QProcess.ProcessError) -> None:
+        if error == QProcess.ProcessError.FailedToStart and self.proc is not None:
+            self.sig_error.emit("Could not start the export process.", self.proc.errorString())
+            self.proc.deleteLater()
+            self.proc = None
+            self._update_buttons()
+
+    def _show_result(self, path: Path) -> None:
+        from desktop.settings import settings
+
+        settings().setValue(EXPORT_DIR_KEY, str(path.parent))
+        self.progress.setRange(0, 1)
+        self.progress.setValue(1)
+        self.status.setText(f"Exported to {path}")
+        card = path / "README.md"
+        if card.is_file():
+            self.card.setMarkdown(card.read_text(encoding="utf-8"))
+        else:  # a .zip: the card is inside it
+            self.card.setPlainText(f"{path.name} holds the model, its spec and its model card (README.md).")
+
+    def _on_cancel_button_clicked(self) -> None:
+        self.cancel()
+
+    def cancel(self) -> None:
+        """Terminate the export (the engine removes its partial folder); kill it if it does not exit."""
+        if self.proc is None:
+            return
+        self._cancelled = True
+        self.status.setText("Cancelling…")
+        self.proc.terminate()
+        QTimer.singleShot(KILL_AFTER_MS, self, partial(self._kill_if_running, self.proc))
+
+    def _kill_if_running(self, proc: QProcess) -> None:
+        if self.proc is proc:  # still the same export, still not gone
+            proc.kill()
+
+    def _on_open_button_clicked(self) -> None:
+        if self.exported is not None:
+            folder = self.exported if self.exported.is_dir() else self.exported.parent
+            QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder)))
+
+    def _update_buttons(self) -> None:
+        busy = self.proc is not None
+        self.export_button.setEnabled(not busy and self.run_combo.currentData() is not None)
+        self.cancel_button.setVisible(busy)
+        self.progress.setVisible(busy or self.exported is not None)
+        self.open_button.setVisible(self.exported is not None and not busy)
+        for widget in (self.run_combo, self.weights, self.adapter_radio, self.merged_radio, self.zip_box,
+                       self.out_edit):
+            widget.setEnabled(not busy)
+        if self.run_combo.count() == 0:
+            self.status.setText("No run has a trained adapter or a checkpoint yet.")
