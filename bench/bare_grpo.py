@@ -38,7 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     from engine.spec import load_spec
 
     spec = load_spec(args.run_dir / "spec.toml")
-    ckpts = sorted((args.run_dir / "checkpoints" / "grpo").glob("checkpoint-*"), key=lambda p: int(p.name[11:]))
+    ckpts = sorted((args.run_dir / "checkpoints" / "grpo").glob("checkpoint-*"),
+                   key=lambda p: int(p.name[len("checkpoint-"):]))
     config = torch.load(ckpts[-1] / "training_args.bin", weights_only=False)  # Ponder's exact GRPOConfig
     config.output_dir = str(args.work / "out")
 
@@ -63,7 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     class Clock(TrainerCallback):
         def on_log(self, args, state, control, logs=None, **kwargs):
             if logs and "train_runtime" not in logs:
-                steps.append({"step": state.global_step, "time": time.time(), "step_time": logs.get("step_time")})
+                steps.append({"step": state.global_step, "time": time.time(),
+                              "step_time": logs.get("step_time")})
 
     trainer = GRPOTrainer(model=model, reward_funcs=funcs, args=config, train_dataset=dataset,
                           processing_class=tokenizer, peft_config=peft_config, callbacks=[Clock()])

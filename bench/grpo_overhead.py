@@ -42,7 +42,8 @@ def make_spec(model: str, steps: int | None):
     changes.update({
         "name": f"bench-{model}", "seed": 1234, "rewards.preset": "r1-zero",
         "rewards.custom_file": "",  # the preset's own components: accuracy + format
-        "grpo.save_steps": changes["grpo.max_steps"],  # one checkpoint, after the last step's logs: in no interval
+        # one checkpoint, after the last step's logs: inside no measured interval
+        "grpo.save_steps": changes["grpo.max_steps"],
         "data.train_size": 64,
     })
     return load_spec(SPECS / "smoke.toml").replace(**changes)
@@ -115,7 +116,8 @@ def profile_summary(path: Path, per_step_of: int, top: int = 25) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--bundled", action="store_true", help="the bundled SmolLM2-135M instead of the tiny model")
+    parser.add_argument("--bundled", action="store_true",
+                        help="the bundled SmolLM2-135M instead of the tiny model")
     parser.add_argument("--steps", type=int, default=None, help="steps per run (default: 8 tiny, 4 bundled)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--profile", action="store_true", help="also profile one Ponder worker (cProfile)")
@@ -147,8 +149,11 @@ def main(argv: list[str] | None = None) -> int:
                          if k in ("batch_size", "num_generations", "max_completion_length", "max_steps")},
             "repeats": args.repeats,
             "ponder_s_per_step": median(ponder), "bare_trl_s_per_step": median(bare),
-            "ratio": median(ponder) / median(bare) if ponder and bare else None,
-            "ratio_per_repeat": ratios, "target": f"<= {TARGET}",
+            # each repeat's Ponder and bare runs are neighbours in time: the median of their ratios is what
+            # a changing machine load disturbs least
+            "ratio": median(ratios), "ratio_per_repeat": ratios,
+            "ratio_of_pooled_medians": median(ponder) / median(bare) if ponder and bare else None,
+            "target": f"<= {TARGET}",
             # TRL's own step_time excludes the callbacks: the same on both sides unless the steps differ
             "trl_step_time_ponder": median(ponder_trl), "trl_step_time_bare": median(bare_trl),
             "ponder_durations": ponder, "bare_durations": bare,

@@ -77,7 +77,7 @@ def redraw_ms(app, points: int, repeats: int, width: float = 2.0) -> list[float]
         plot.redraw()
         plot.viewport().repaint()
         out.append((time.perf_counter() - t0) * 1000)
-    assert len(PAINTS) - before == repeats, "the chart did not paint on every repaint: the figure would be empty"
+    assert len(PAINTS) - before == repeats, "the chart did not paint on each repaint: the figure is void"
     plot.close()
     return out
 

@@ -56,13 +56,13 @@ def main(argv: list[str] | None = None) -> int:
 
     # ---- the stage's own generation, timed during training ---------------------------------------
     seen: dict = {}
-    in_training: list[tuple[float, int]] = []
+    in_training: list[tuple[float, float, int]] = []  # (wall s, CPU s, completion tokens) per step
     original = GRPOTrainer._generate
 
     def timed(self, prompts):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         out = original(self, prompts)
-        in_training.append((time.perf_counter() - t0, _tokens(out[1])))
+        in_training.append((time.perf_counter() - t0, time.process_time() - c0, _tokens(out[1])))
         seen["trainer"], seen["prompts"] = self, list(prompts)
         return out
 
@@ -87,27 +87,35 @@ def main(argv: list[str] | None = None) -> int:
                            add_special_tokens=False)
         with torch.no_grad():
             out = model.generate(**inputs, max_new_tokens=g.max_completion_length, do_sample=True,
-                                 temperature=g.temperature, top_p=g.top_p, pad_token_id=tokenizer.pad_token_id)
+                                 temperature=g.temperature, top_p=g.top_p,
+                                 pad_token_id=tokenizer.pad_token_id)
         completion = out[:, inputs["input_ids"].shape[1]:]  # (B, T)
         is_eos = torch.isin(completion, eos)
-        ends = torch.where(is_eos.any(1), is_eos.int().argmax(1) + 1, completion.shape[1])  # through the first EOS
+        # tokens through the first EOS, as TRL counts a completion
+        ends = torch.where(is_eos.any(1), is_eos.int().argmax(1) + 1, completion.shape[1])
         return int(ends.sum())
 
     def stage() -> int:
         return _tokens(trainer._generate(prompts)[1])
 
+    # tokens per wall-clock second, and per CPU second of this process (all its threads): on a shared
+    # machine the second moves far less with the load of others, so it shows a real difference sooner
     side: dict[str, list[float]] = {"stage": [], "raw": []}
+    side_cpu: dict[str, list[float]] = {"stage": [], "raw": []}
     for fn in (stage, raw):  # warm-up, not counted
         fn()
     for i in range(args.repeats):
         for name, fn in (("stage", stage), ("raw", raw)) if i % 2 == 0 else (("raw", raw), ("stage", stage)):
             torch.manual_seed(i)
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             n = fn()
             side[name].append(n / (time.perf_counter() - t0))
+            side_cpu[name].append(n / (time.process_time() - c0))
 
-    during = [n / t for t, n in in_training[1:]]  # step 1 is warm-up
+    during = [n / t for t, _, n in in_training[1:]]  # step 1 is warm-up
+    during_cpu = [n / c for _, c, n in in_training[1:]]
     stage_tps, raw_tps = median(side["stage"]), median(side["raw"])
+    stage_cpu, raw_cpu = median(side_cpu["stage"]), median(side_cpu["raw"])
     emit({
         "benchmark": "rollout_throughput", "model": spec.model.source,
         "settings": {"batch_size": g.batch_size, "max_completion_length": g.max_completion_length,
@@ -116,7 +124,10 @@ def main(argv: list[str] | None = None) -> int:
         "ratio": stage_tps / raw_tps if stage_tps and raw_tps else None, "target": f">= {TARGET}",
         "stage_tokens_per_s_during_training": median(during),
         "ratio_during_training": median(during) / raw_tps if during and raw_tps else None,
-        "samples": side,
+        "stage_tokens_per_cpu_s": stage_cpu, "raw_generate_tokens_per_cpu_s": raw_cpu,
+        "ratio_cpu": stage_cpu / raw_cpu if stage_cpu and raw_cpu else None,
+        "ratio_cpu_during_training": median(during_cpu) / raw_cpu if during_cpu and raw_cpu else None,
+        "samples": side, "samples_cpu": side_cpu,
     }, args.json)
     return 0
 

@@ -43,7 +43,8 @@ def main(argv: list[str] | None = None) -> int:
                              timeout=120)
         lines = [line for line in out.stdout.splitlines() if line.startswith("{")]
         if out.returncode != 0 or not lines:
-            raise RuntimeError(f"the startup probe failed (exit {out.returncode}):\n{out.stdout}\n{out.stderr[-3000:]}")
+            raise RuntimeError(f"the startup probe failed (exit {out.returncode}):\n{out.stdout}\n"
+                               f"{out.stderr[-3000:]}")
         report = json.loads(lines[-1])
         times.append(report["painted"] - t0)
         loaded |= set(report["loaded"])
@@ -53,7 +54,8 @@ def main(argv: list[str] | None = None) -> int:
                        "import_desktop_app": marks["imports"] - marks["qapplication"],
                        "window_and_first_paint": report["painted"] - marks["imports"]})
     emit({"benchmark": "startup", "seconds_to_first_paint": median(times), "first_start_s": times[0],
-          "all_s": times, "phases_median_s": {k: median(p[k] for p in phases) for k in phases[0]}, "ml_stack_loaded_at_first_paint": sorted(loaded), "torch_loaded": "torch" in loaded,
+          "all_s": times, "phases_median_s": {k: median(p[k] for p in phases) for k in phases[0]},
+          "ml_stack_loaded_at_first_paint": sorted(loaded), "torch_loaded": "torch" in loaded,
           "target": f"<= {TARGET_S} s, torch not loaded"}, args.json)
     return 0
 

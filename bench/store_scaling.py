@@ -1,4 +1,4 @@
-"""Run store scaling: insert cost per metric and trace row, and the monitor's poll queries, as the store grows.
+"""Run store scaling: insert cost per metric and trace row, and the monitor's poll queries, as it grows.
 
     python bench/store_scaling.py [--sizes 1e3,1e4,1e5,1e6] [--json OUT]
 
@@ -40,15 +40,16 @@ def grow(store, table: str, target: int, run_ids: list[int]) -> None:
             if n <= 0:
                 break
             if table == "metrics":
-                rows = [(run_id, "grpo", (start + i) // METRICS_PER_STEP, NAMES[i % METRICS_PER_STEP], rng.random(),
-                         now) for i in range(n)]
+                rows = [(run_id, "grpo", (start + i) // METRICS_PER_STEP, NAMES[i % METRICS_PER_STEP],
+                         rng.random(), now) for i in range(n)]
                 sql = "INSERT INTO metrics (run_id, stage, step, name, value, time) VALUES (?, ?, ?, ?, ?, ?)"
             else:
-                rows = [(run_id, "grpo", (start + i) // TRACES_PER_STEP, f"p{i}", f"What is {i} + 7?", COMPLETION,
-                         40, 6, 46, "think", i % 2, rng.random(), '{"accuracy": 1.0, "format": 1.0}', 1 + i % 5)
+                rewards = '{"accuracy": 1.0, "format": 1.0}'
+                rows = [(run_id, "grpo", (start + i) // TRACES_PER_STEP, f"p{i}", f"What is {i} + 7?",
+                         COMPLETION, 40, 6, 46, "think", i % 2, rng.random(), rewards, 1 + i % 5)
                         for i in range(n)]
-                sql = ("INSERT INTO traces (run_id, stage, step, prompt_id, prompt, completion, think_tokens, "
-                       "answer_tokens, tokens, mode, correct, reward, rewards, difficulty) "
+                sql = ("INSERT INTO traces (run_id, stage, step, prompt_id, prompt, completion, "
+                       "think_tokens, answer_tokens, tokens, mode, correct, reward, rewards, difficulty) "
                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
             with store.db.conn:
                 store.db.conn.executemany(sql, rows)
@@ -67,9 +68,10 @@ def measure(store, repeats: int) -> dict[str, float]:
         t0 = time.perf_counter()
         store.add_metrics(run_id, "grpo", step, values)
         metric_insert.append((time.perf_counter() - t0) * 1000 / METRICS_PER_STEP)
-        traces = [{"run_id": run_id, "stage": "grpo", "step": step, "prompt_id": f"p{k}", "prompt": "What is 1 + 1?",
-                   "completion": COMPLETION, "think_tokens": 40, "answer_tokens": 6, "tokens": 46, "mode": "think",
-                   "correct": 1, "reward": 1.0, "rewards": json.dumps({"accuracy": 1.0}), "difficulty": 1}
+        traces = [{"run_id": run_id, "stage": "grpo", "step": step, "prompt_id": f"p{k}",
+                   "prompt": "What is 1 + 1?", "completion": COMPLETION, "think_tokens": 40,
+                   "answer_tokens": 6, "tokens": 46, "mode": "think", "correct": 1, "reward": 1.0,
+                   "rewards": json.dumps({"accuracy": 1.0}), "difficulty": 1}
                   for k in range(TRACES_PER_STEP)]
         t0 = time.perf_counter()
         store.add_traces(traces)
@@ -87,7 +89,8 @@ def measure(store, repeats: int) -> dict[str, float]:
         t0 = time.perf_counter()
         store.last_metrics(run_id)
         last.append((time.perf_counter() - t0) * 1000)
-    return {"metric_insert_ms_per_row": median(metric_insert), "trace_insert_ms_per_row": median(trace_insert),
+    return {"metric_insert_ms_per_row": median(metric_insert),
+            "trace_insert_ms_per_row": median(trace_insert),
             "poll_metrics_since_ms": median(poll_metrics), "poll_traces_since_ms": median(poll_traces),
             "last_metrics_ms": median(last)}
 
@@ -114,7 +117,8 @@ def main(argv: list[str] | None = None) -> int:
             figures = measure(store, args.repeats)
             mb = (home / "ponder.db").stat().st_size / 2**20
             rows.append({"rows": size, **figures, "db_mb": round(mb, 1), "fill_s": round(filled, 1)})
-            sys.stderr.write(f"{size:>9} rows: " + ", ".join(f"{k} {v:.4g}" for k, v in figures.items()) + "\n")
+            said = ", ".join(f"{k} {v:.4g}" for k, v in figures.items())
+            sys.stderr.write(f"{size:>9} rows: {said}\n")
     first, last = rows[0], rows[-1]
     growth = {k: last[k] / first[k] for k in first if k.endswith("_ms") or k.endswith("_row")}
     emit({"benchmark": "store_scaling", "sizes": rows, "growth_largest_vs_smallest": growth,

@@ -46,7 +46,8 @@ def main(argv: list[str] | None = None) -> int:
         store.update_run(args.run_id, status="running", pid=os.getpid(),
                          pid_started=psutil.Process().create_time())
         steps = max(1, round(args.rate * args.seconds))
-        store.set_stage(args.run_id, "grpo", status="running", started=time.time(), total_steps=steps, progress=0)
+        store.set_stage(args.run_id, "grpo", status="running", started=time.time(), total_steps=steps,
+                        progress=0)
         t0 = time.perf_counter()
         late = 0
         for step in range(1, steps + 1):

@@ -8,13 +8,11 @@ leave the run going; reopening re-attaches, since everything a run reports is in
 from __future__ import annotations
 
 import logging
-import os
 import sys
 import threading
-import time
 import traceback
 
-from PySide6.QtCore import QObject, QSize, Qt, QTimer, Signal
+from PySide6.QtCore import QObject, QSize, Qt, Signal
 from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
@@ -281,7 +279,6 @@ def install_excepthooks(banner: ErrorBanner) -> _ExceptionRelay:
 
 
 def main(argv: list[str] | None = None) -> int:
-    t0 = time.perf_counter()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     QApplication.setOrganizationName(ORG)
     QApplication.setApplicationName(APP)
@@ -290,16 +287,6 @@ def main(argv: list[str] | None = None) -> int:
     window = MainWindow()
     install_excepthooks(window.banner)
     window.show()
-    if os.environ.get("PONDER_STARTUP_PROBE"):  # measure the seconds from process start to the first paint
-        def probe() -> None:
-            import psutil
-
-            since_start = time.time() - psutil.Process().create_time()
-            sys.stderr.write(f"first paint {since_start:.2f} s after process start "
-                             f"({time.perf_counter() - t0:.2f} s in main())\n")
-            app.quit()
-
-        QTimer.singleShot(0, probe)
     return app.exec()
 
 

@@ -41,7 +41,8 @@ KILL_AFTER_MS = 5000
 _PROGRESS = re.compile(r"^progress (\d+)/(\d+) (.*)$")
 
 
-def export_argv(run_id: int, out: str, checkpoint: str, merged: bool, zip_: bool, store_path: Path) -> list[str]:
+def export_argv(run_id: int, out: str, checkpoint: str, merged: bool, zip_: bool,
+                store_path: Path) -> list[str]:
     """The export command for the engine (a module-level function, so tests can stand in for it)."""
     argv = [sys.executable, "-m", "engine.export", str(run_id), "--out", out, "--store", str(store_path)]
     if checkpoint:
@@ -78,7 +79,7 @@ class ExportPage(QWidget):
         self.run_combo.currentIndexChanged.connect(self._on_run_combo_index_changed)
         self.weights = ComboBox(24)
         self.adapter_radio = QRadioButton("LoRA adapter: small; loaded with peft on top of the base model")
-        self.merged_radio = QRadioButton("Merged model: stand-alone, the adapter merged into the base weights")
+        self.merged_radio = QRadioButton("Merged model: stand-alone, the adapter merged into the base")
         self.adapter_radio.setChecked(True)
         group = QButtonGroup(self)
         group.addButton(self.adapter_radio)

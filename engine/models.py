@@ -101,8 +101,8 @@ def _convert_gguf(gguf: Path, target: Path) -> Path:
         tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
         model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
     except Exception as exc:
-        raise ModelError(f"could not read the GGUF file {gguf}: it is damaged, incomplete or not a GGUF model file "
-                         f"this version of transformers reads. {type(exc).__name__}: {exc}") from exc
+        raise ModelError(f"could not read the GGUF file {gguf}: it is damaged, incomplete or not a GGUF model "
+                         f"file this version of transformers reads. {type(exc).__name__}: {exc}") from exc
     if getattr(model, "hf_quantizer", None) is not None:
         # The de-quantised weights are plain fp32, but the GGUF flag makes trainers refuse the model.
         model.hf_quantizer.remove_quantization_config(model)
@@ -249,8 +249,9 @@ def load_model(spec: ModelSpec, *, placement: Placement | None = None, adapter: 
             except Exception:  # noqa: BLE001 - any failure to open it means the file is unusable
                 damaged.append(str(file))
         if damaged:
-            raise ModelError(f"the weights file {', '.join(damaged)} is damaged or incomplete (a download or copy "
-                             f"cut short?): copy or download the model again. {type(exc).__name__}: {exc}") from exc
+            raise ModelError(f"the weights file {', '.join(damaged)} is damaged or incomplete (a download or "
+                             f"copy cut short?): copy or download the model again. "
+                             f"{type(exc).__name__}: {exc}") from exc
         raise ModelError(f"could not load the model in {folder}: {type(exc).__name__}: {exc}") from exc
     model.to(placement.device)
     if adapter is not None:

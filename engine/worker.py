@@ -62,8 +62,8 @@ def _describe(exc: BaseException) -> str:
     if oom is not None:
         return ("Out of memory: " + f"{type(oom).__name__}: {oom}" + "\nLower grpo.batch_size, "
                 "grpo.num_generations or grpo.max_completion_length (or model.lora.r), then resume the run.")
-    disk = {errno.ENOSPC: "No space left on device", errno.EFBIG: "File too large (a file-size limit was hit)",
-            errno.EDQUOT: "Disk quota exceeded"}
+    disk = {errno.ENOSPC: "No space left on device",
+            errno.EFBIG: "File too large (a file-size limit was hit)", errno.EDQUOT: "Disk quota exceeded"}
     disk_words = (("no space left on device", errno.ENOSPC), ("storagefull", errno.ENOSPC),
                   ("file too large", errno.EFBIG), ("quota exceeded", errno.EDQUOT),
                   ("file write failed", errno.ENOSPC))  # torch.save's PytorchStreamWriter says only this
@@ -78,15 +78,16 @@ def _describe(exc: BaseException) -> str:
         return text
     path = next((str(c.filename) for c in chain if isinstance(c, OSError) and c.filename), None)
     if path is None:  # a write to an open file, or a library's own error: find the path in the traceback
-        names = ("filename", "file_path", "tokenizer_file", "save_path", "output_file", "path", "save_directory",
-                 "output_dir", "checkpoint_folder")
+        names = ("filename", "file_path", "tokenizer_file", "save_path", "output_file", "path",
+                 "save_directory", "output_dir", "checkpoint_folder")
         for c in chain:
             frames, tb = [], c.__traceback__
             while tb is not None:
                 frames.append(tb.tb_frame)
                 tb = tb.tb_next
             for frame in reversed(frames):  # innermost first: the file rather than its folder
-                found = next((v for n in names if isinstance(v := frame.f_locals.get(n), str | os.PathLike)), None)
+                found = next((v for n in names
+                              if isinstance(v := frame.f_locals.get(n), str | os.PathLike)), None)
                 if found is not None:
                     path = os.fspath(found)
                     break

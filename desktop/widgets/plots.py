@@ -82,6 +82,7 @@ class LivePlot(pg.PlotWidget):
         self.legend = self.getPlotItem().addLegend(offset=(-8, 8), labelTextSize="8pt") if legend else None
         if self.legend is not None:
             self.legend.setBrush(pg.mkBrush(theme.current().base + "e0"))  # readable over the curves
+            self.legend.setZValue(1000)  # above filled areas too
         self.note = pg.TextItem(empty_note, anchor=(0.5, 0.5))
         self.note.setParentItem(self.getPlotItem().vb)
         self.getPlotItem().vb.sigResized.connect(self._place_note)
@@ -174,6 +175,8 @@ class LivePlot(pg.PlotWidget):
         if self.legend is not None:
             self.legend.setBrush(pg.mkBrush(t.base + "e0"))
             self.legend.setLabelTextColor(t.text)
+            for _, text in self.legend.items:  # the setter above only colours labels added later
+                text.setText(text.text, color=t.text)
 
 
 

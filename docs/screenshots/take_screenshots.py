@@ -88,6 +88,16 @@ def main() -> int:
         window.show_page("compare")
         window.compare.pairs.setCurrentCell(0, 0)
 
+    def export_page():
+        import tempfile
+
+        window.show_page("export")
+        done = next((r for r in runs.values() if r["status"] == "succeeded"), None)
+        if done:
+            window.export.select_run(done["id"])
+            window.export.out_edit.setText(str(Path(tempfile.mkdtemp()) / f"{done['name']}-export"))
+            window.export.start()
+
     def dark():
         theme.manager().apply("dark")
         monitor_live()
@@ -96,7 +106,8 @@ def main() -> int:
              (800, shot("new_run_invalid")), (300, new_run_file), (6000, shot("new_run_data_file")),
              (300, monitor_live), (2500, select_trace), (800, shot("monitor")),
              (300, monitor_failed), (2000, shot("monitor_failed")), (300, runs_page), (1500, shot("runs")),
-             (300, compare_page), (2000, shot("compare")), (300, dark), (2500, select_trace),
+             (300, compare_page), (2000, shot("compare")), (300, export_page), (25000, shot("export")),
+             (300, dark), (2500, select_trace),
              (800, shot("monitor_dark")), (300, app.quit)]
 
     def run_next():

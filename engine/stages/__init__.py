@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,9 +49,21 @@ class StageContext:
 
 
 def last_checkpoint(folder: Path) -> Path | None:
-    from transformers.trainer_utils import get_last_checkpoint
+    """The newest complete checkpoint-N folder under `folder`, or None.
 
-    return Path(found) if folder.is_dir() and (found := get_last_checkpoint(str(folder))) else None
+    The Trainer writes trainer_state.json last, so a folder without it is a save cut short (a full disk,
+    a kill while saving): resuming from it would fail, so it is passed over for the one before.
+    """
+    from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+
+    if not folder.is_dir():
+        return None
+    steps = []
+    for child in folder.iterdir():
+        match = re.fullmatch(rf"{PREFIX_CHECKPOINT_DIR}-(\d+)", child.name)
+        if match and child.is_dir() and (child / "trainer_state.json").is_file():
+            steps.append((int(match.group(1)), child))
+    return max(steps)[1] if steps else None
 
 
 def trainer_device_args(ctx: StageContext) -> dict[str, Any]:

@@ -1,11 +1,18 @@
-"""End to end with a real worker on the tiny model: fill the form, start, watch, stop, find it in Runs.
+"""End to end with a real worker on the tiny model: fill the form, start, watch, stop, find it in Runs,
+export it.
 
 About a minute on 2 CPU cores: the worker loads torch and the tiny model (~20 s), then trains
 a few seconds a step until the Stop button asks it to end with a checkpoint.
+
+The test runs in a Python process of its own (it starts itself again with pytest) so that its last
+check, that the GUI process never imported the ML stack, is about the GUI alone: in a whole-suite run
+the engine tests have already imported torch into the pytest process.
 """
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -16,7 +23,23 @@ from desktop.widgets import model_picker
 ML_STACK = ("torch", "transformers", "peft", "trl", "accelerate", "datasets")
 
 
-def test_start_watch_stop_and_list_a_real_run(window, qtbot):
+OWN_PROCESS = "PONDER_TEST_OWN_PROCESS"
+
+
+def test_start_watch_stop_list_and_export_a_real_run(request, tmp_path):
+    if os.environ.get(OWN_PROCESS) != request.node.nodeid:
+        child = subprocess.run(
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", request.node.nodeid],
+            cwd=request.config.rootpath, env={**os.environ, OWN_PROCESS: request.node.nodeid},
+            capture_output=True, text=True, timeout=600)
+        assert child.returncode == 0, child.stdout[-20_000:] + child.stderr[-5_000:]
+        assert "1 passed" in child.stdout
+        return
+    assert [m for m in ML_STACK if m in sys.modules] == []  # nothing loaded it before the GUI started
+    gui_flow(request.getfixturevalue("window"), request.getfixturevalue("qtbot"), tmp_path)
+
+
+def gui_flow(window, qtbot, tmp_path: Path) -> None:
     page = window.new_run
     window.show_page("new_run")
     # ---- fill the form: everything shrunk so a step takes seconds -------------------------------
@@ -68,6 +91,19 @@ def test_start_watch_stop_and_list_a_real_run(window, qtbot):
     row = next(r for r in range(table.rowCount()) if table.item(r, 0).text() == str(run_id))
     assert table.item(row, 1).text() == "gui-e2e" and table.item(row, 2).text() == "stopped"
     assert table.item(row, 5).text() != ""  # a final reward
+
+    # ---- export its checkpoint with the real engine command ------------------------------------------
+    table.selectRow(row)
+    window.runs.export_button.click()
+    export = window.export
+    assert window.current_page() == "export" and export.run_combo.currentData() == run_id
+    assert export.weights.currentData().startswith("grpo:")  # a stopped run: its stop checkpoint
+    export.out_edit.setText(str(tmp_path / "gui-e2e-export"))
+    export.export_button.click()
+    qtbot.waitUntil(lambda: export.proc is None, timeout=120_000)
+    assert export.exported == tmp_path / "gui-e2e-export", export.status.text()
+    assert (export.exported / "adapter_config.json").is_file() and (export.exported / "spec.toml").is_file()
+    assert "gui-e2e" in export.card.toPlainText()  # the model card, read from the folder
 
     # ---- and the GUI process never loaded the ML stack -------------------------------------------------
     assert [m for m in ML_STACK if m in sys.modules] == []

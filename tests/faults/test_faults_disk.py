@@ -25,9 +25,9 @@ from tests.faults.conftest import (
 
 def _export(store, run_id: int, out) -> subprocess.CompletedProcess:
     """The GUI's export command: `python -m engine.export RUN_ID --out DIR --checkpoint 1 --store DB`."""
-    return subprocess.run([sys.executable, "-m", "engine.export", str(run_id), "--out", str(out), "--checkpoint", "1",
-                           "--store", str(store.path)], cwd=ROOT, env=worker_env(), capture_output=True, text=True,
-                          timeout=300)
+    argv = [sys.executable, "-m", "engine.export", str(run_id), "--out", str(out), "--checkpoint", "1",
+            "--store", str(store.path)]
+    return subprocess.run(argv, cwd=ROOT, env=worker_env(), capture_output=True, text=True, timeout=300)
 
 
 def test_disk_full_during_a_checkpoint_and_during_export(store, small_fs):
@@ -77,10 +77,6 @@ def test_disk_full_during_a_checkpoint_and_during_export(store, small_fs):
     assert (mount / "exports" / "run1" / "adapter_model.safetensors").is_file()
 
 
-@pytest.mark.xfail(strict=True, reason="engine.stages.last_checkpoint takes the highest-numbered checkpoint-N folder "
-                   "even when its save was cut short (disk full, a kill while saving); the Trainer then fails to "
-                   "resume (FileNotFoundError: trainer_state.json) until the user deletes that folder. Fix: "
-                   "skip folders without trainer_state.json, which the Trainer writes last.")
 def test_resume_ignores_an_incomplete_checkpoint(tmp_path):
     from engine.stages import last_checkpoint
 

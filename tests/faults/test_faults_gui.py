@@ -116,8 +116,11 @@ def test_two_workers_write_at_once_while_the_gui_polls(store, qtbot, qsettings_t
     try:
         # the monitor flips between the two runs while they train: each show_run reloads from id 0
         flips = iter(range(10_000))
-        window.monitor.poll_timer.timeout.connect(
-            lambda: next(flips) % 8 == 0 and window.show_run(second if window.monitor.run_id == first else first))
+        def flip() -> None:
+            if next(flips) % 8 == 0:  # every 2 s
+                window.show_run(second if window.monitor.run_id == first else first)
+
+        window.monitor.poll_timer.timeout.connect(flip)
         qtbot.waitUntil(lambda: all(p.poll() is not None for _, p in runs.values()), timeout=400_000)
     finally:
         for _, proc in runs.values():
@@ -167,8 +170,9 @@ def test_two_fast_writers_and_the_gui_never_hit_a_lock_and_lose_no_rows(store, q
     steps = 300
     window = _window(qtbot)
     ids = [store.create_run(name, {"stages": ["grpo"]}, "") for name in ("fast-a", "fast-b")]
-    writers = [subprocess.Popen([sys.executable, "-c", FAST_WRITER, str(store.path), str(i), str(steps)], cwd=ROOT,
-                                env=worker_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    writers = [subprocess.Popen([sys.executable, "-c", FAST_WRITER, str(store.path), str(i), str(steps)],
+                                cwd=ROOT, env=worker_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)
                for i in ids]
     window.show_run(ids[0])
     try:

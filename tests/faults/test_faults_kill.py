@@ -13,18 +13,34 @@ from collections import Counter
 from tests.faults.conftest import ROOT, checkpoint_steps, fault_spec, start, wait_for, worker_env
 
 
-def test_sigkill_mid_step_then_cli_resume_continues_from_the_last_checkpoint(store):
-    spec = fault_spec(**{"grpo.max_steps": 4, "grpo.save_steps": 1})
+# Step 2 holds still in its reward computation while the marker file exists: the kill lands inside
+# that step on any machine, however fast or loaded, and the resumed run does not wait.
+SLOW_STEP_2 = """
+import os, time
+
+def reward_slow_step_2(prompts, completions, trainer_state=None, **kwargs):
+    if trainer_state is not None and trainer_state.global_step == 1 and os.path.exists({marker!r}):
+        time.sleep(20)
+    return [float(len(c) % 3) for c in completions]
+"""
+
+
+def test_sigkill_mid_step_then_cli_resume_continues_from_the_last_checkpoint(store, tmp_path):
+    marker = tmp_path / "hold-step-2"
+    marker.touch()
+    rewards = tmp_path / "rewards_slow.py"
+    rewards.write_text(SLOW_STEP_2.format(marker=str(marker)))
+    spec = fault_spec(**{"grpo.max_steps": 4, "grpo.save_steps": 1, "rewards.custom_file": str(rewards)})
     run_id, run_dir, proc = start(store, spec)
     ckpts = run_dir / "checkpoints" / "grpo"
 
     # ---- kill it inside step 2: step 1 is logged and its checkpoint written (the artifact row comes
-    # after the folder is complete), step 2 has started but not yet logged ---------------------------
-    wait_for(lambda: 1 in checkpoint_steps(store, run_id), what="checkpoint 1", poll=0.02)
-    step_time = store.last_metrics(run_id)["values"].get("step_time") or 1.0
-    time.sleep(min(0.3 * step_time, 2.0))  # well inside step 2 on any machine
+    # after the folder is complete); step 2 generates, then waits in its reward function --------------
+    wait_for(lambda: 1 in checkpoint_steps(store, run_id), what="checkpoint 1", poll=0.05)
+    time.sleep(2.0)
     os.kill(proc.pid, signal.SIGKILL)
     assert proc.wait(timeout=30) == -signal.SIGKILL
+    marker.unlink()
     assert store.last_metrics(run_id)["step"] == 1, "the kill came after step 2 ended: not mid-step"
     assert not (ckpts / "checkpoint-2").exists()
 
