@@ -13,7 +13,7 @@ import threading
 import traceback
 
 from PySide6.QtCore import QObject, QSize, Qt, Signal
-from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence
+from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
     QHBoxLayout,
@@ -282,6 +282,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     QApplication.setOrganizationName(ORG)
     QApplication.setApplicationName(APP)
+    QGuiApplication.setDesktopFileName("io.github.ponder.Ponder")  # Wayland: the launcher's icon and name
     app = QApplication.instance() or QApplication([sys.argv[0], *(argv or [])])
     theme.manager().apply(str(settings().value("theme", "system")))
     window = MainWindow()

@@ -11,14 +11,15 @@ from __future__ import annotations
 import weakref
 from dataclasses import asdict, dataclass
 from functools import cache
-from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QObject, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QGuiApplication, QIcon, QPainter, QPalette, QPixmap
 from PySide6.QtSvg import QSvgRenderer
 from PySide6.QtWidgets import QApplication
 
-RESOURCES = Path(__file__).resolve().parents[1] / "resources"
+from engine.paths import resources_dir
+
+RESOURCES = resources_dir()  # the checkout's resources/, or the copy an installed wheel carries
 MODES = ("system", "light", "dark")
 
 # Tableau 10: distinguishable on light and dark backgrounds, and for most colour-blind readers
