@@ -12,8 +12,12 @@ import math
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
+from PySide6.QtGui import QPen
 
 from desktop import theme
+
+
+DENSE_POINTS = 2000  # more points than this: the curve is drawn with a 1-px pen
 
 
 class Series:
@@ -67,6 +71,8 @@ class LivePlot(pg.PlotWidget):
         self.curves: dict[str, pg.PlotDataItem] = {}
         self._boundaries: list[tuple[pg.InfiniteLine, str]] = []
         self._dirty = False
+        self._pens: dict[str, tuple[QPen, QPen]] = {}  # (as added, 1 px)
+        self._thin: set[str] = set()  # series drawn with their 1-px pen now
         self._empty_note = empty_note
         self.setMinimumHeight(150)
         self.setMenuEnabled(False)
@@ -95,8 +101,12 @@ class LivePlot(pg.PlotWidget):
         if name in self.series:
             return
         color = color or theme.series_color(len(self.series))
-        pen = pg.mkPen(color, width=width, style=Qt.PenStyle.DashLine if dash else Qt.PenStyle.SolidLine)
+        style = Qt.PenStyle.DashLine if dash else Qt.PenStyle.SolidLine
+        pen = pg.mkPen(color, width=width, style=style)
         curve = self.plot(pen=pen, name=label or name)
+        # a long curve is drawn as a dense zig-zag (peak downsampling): a wide antialiased pen costs
+        # twice the paint time there and looks the same as a 1-px one (bench/gui_latency.py)
+        self._pens[name] = (pen, pg.mkPen(color, width=1, style=style))
         curve.setDownsampling(auto=True, method="peak")
         curve.setClipToView(True)
         self.series[name] = Series()
@@ -130,6 +140,8 @@ class LivePlot(pg.PlotWidget):
                 self.legend.removeItem(self.curves[name])
         self.series.clear()
         self.curves.clear()
+        self._pens.clear()
+        self._thin.clear()
         for line, _ in self._boundaries:
             self.removeItem(line)
         self._boundaries.clear()
@@ -146,12 +158,22 @@ class LivePlot(pg.PlotWidget):
         self.addItem(line, ignoreBounds=True)
         self._boundaries.append((line, label))
 
+    @property
+    def dirty(self) -> bool:
+        """New points since the last redraw."""
+        return self._dirty
+
     def redraw(self, force: bool = False) -> None:
         if not (self._dirty or force):
             return
         self._dirty = False
         for name, series in self.series.items():
-            self.curves[name].setData(*series.data())
+            curve = self.curves[name]
+            dense = series.n > DENSE_POINTS
+            if dense != (name in self._thin):
+                curve.setPen(self._pens[name][dense])
+                (self._thin.add if dense else self._thin.discard)(name)
+            curve.setData(*series.data())
         self.note.setVisible(self.point_count() == 0)
 
     # ---- looks ------------------------------------------------------------------------------------

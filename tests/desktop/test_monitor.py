@@ -203,3 +203,35 @@ def test_eta_follows_the_recent_pace(window, qtbot):
     window.show_run(run_id)
     card = window.monitor.timeline.cards["grpo"]
     qtbot.waitUntil(lambda: "ETA 12s" in card.detail.text(), timeout=3000)  # 6 steps left x 2 s
+
+
+def test_charts_redraw_one_per_tick_in_turn(window, qtbot):
+    """New points for every chart: each timer tick redraws one chart (one chart's paint per window
+    repaint), and after one tick per chart every chart shows them."""
+    store, monitor = window.store, window.monitor
+    run_id = register_running(store)
+    window.show_run(run_id)
+    monitor.redraw_timer.stop()  # the test ticks it by hand
+    add_step(store, run_id, 1)
+    qtbot.waitUntil(lambda: monitor.charts["reward"].point_count("reward") == 1, timeout=3000)
+    dirty = [key for key, plot in monitor.charts.items() if plot.dirty]
+    assert len(dirty) >= 6  # reward, accuracy, tokens, think-rate, loss, learning rate, ...
+    for ticks in range(1, len(dirty) + 1):
+        monitor._on_redraw_timer_timeout()
+        assert sum(plot.dirty for plot in monitor.charts.values()) == len(dirty) - ticks
+    xs, _ = monitor.charts["reward"].curves["reward"].getData()
+    assert list(xs) == [1]
+
+
+def test_a_dense_curve_is_drawn_with_a_thin_pen(qtbot):
+    from desktop.widgets.plots import DENSE_POINTS, LivePlot
+
+    plot = LivePlot("dense")
+    plot.add_series("reward", width=2.0)
+    plot.extend("reward", [(i, i % 7) for i in range(DENSE_POINTS)])
+    plot.redraw()
+    assert plot.curves["reward"].opts["pen"].widthF() == 2.0
+    plot.append("reward", DENSE_POINTS, 1.0)
+    plot.redraw()
+    assert plot.curves["reward"].opts["pen"].widthF() == 1.0
+    plot.close()
