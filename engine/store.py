@@ -148,20 +148,28 @@ class RunStore:
             fields["spec"] = json.dumps(fields["spec"])
         self._update("runs", run_id, fields)
 
+    def _row(self, table: str, pk: int) -> dict[str, Any]:
+        """One row by id, read to the end (sqlite-utils' `get` leaves its SELECT stepping until the
+        generator is collected, and a traceback can keep it alive: see list_runs). KeyError if none."""
+        rows = list(self.db[table].rows_where("id = ?", [pk]))
+        if not rows:
+            raise KeyError(f"no {table[:-1]} with id {pk} in {self.path}")
+        return _decode(rows[0])
+
     def get_run(self, run_id: int) -> dict[str, Any]:
         """The run, with a dead worker's run shown as failed (and recorded so)."""
-        try:
-            row = self.db["runs"].get(run_id)
-        except sqlite_utils.db.NotFoundError:
-            raise KeyError(f"no run with id {run_id} in {self.path}") from None
-        return self._check_alive(_decode(row))
+        return self._check_alive(self._row("runs", run_id))
 
     def find_run_by_dir(self, run_dir: str | Path) -> dict[str, Any] | None:
         rows = list(self.db["runs"].rows_where("run_dir = ?", [str(run_dir)], order_by="id desc", limit=1))
         return _decode(rows[0]) if rows else None
 
     def list_runs(self) -> list[dict[str, Any]]:
-        return [self._check_alive(_decode(r)) for r in self.db["runs"].rows_where(order_by="id")]
+        # read every row first: a write (a dead worker's run marked failed) while a SELECT is still
+        # stepping would have to upgrade that stale read snapshot, which SQLite refuses at once with
+        # "database is locked" (no busy wait) when another process has written since
+        rows = list(self.db["runs"].rows_where(order_by="id"))
+        return [self._check_alive(_decode(r)) for r in rows]
 
     def delete_run(self, run_id: int) -> None:
         with self.db.conn:
@@ -172,7 +180,7 @@ class RunStore:
     def _check_alive(self, run: dict[str, Any]) -> dict[str, Any]:
         if run["status"] == "running" and not process_alive(run.get("pid"), run.get("pid_started")):
             # Re-read inside the check: the worker may have just recorded its end.
-            fresh = _decode(self.db["runs"].get(run["id"]))
+            fresh = self._row("runs", run["id"])
             if fresh["status"] == "running":
                 error = (f"The worker (pid {run.get('pid')}) exited without recording an end: it was killed "
                          "or ran out of memory. See worker.log in the run folder.")
@@ -181,7 +189,7 @@ class RunStore:
                 for stage in self.stages(run["id"]):
                     if stage["status"] == "running":
                         self.set_stage(run["id"], stage["stage"], status="failed", finished=time.time())
-                fresh = _decode(self.db["runs"].get(run["id"]))
+                fresh = self._row("runs", run["id"])
             return fresh
         return run
 
@@ -217,15 +225,16 @@ class RunStore:
         if not last:
             return {"stage": stage, "step": None, "values": {}}
         stage, step = last[0]["stage"], last[0]["step"]
-        rows = self.db["metrics"].rows_where("run_id = ? AND stage = ? AND step = ?", [run_id, stage, step])
+        rows = list(self.db["metrics"].rows_where("run_id = ? AND stage = ? AND step = ?", [run_id, stage, step]))
         return {"stage": stage, "step": step, "values": {r["name"]: r["value"] for r in rows}}
 
     def add_traces(self, rows: Iterable[Mapping[str, Any]]) -> None:
         self._insert_all("traces", (dict(r) for r in rows))
 
     def traces_since(self, run_id: int, after_id: int = 0, limit: int | None = None) -> list[dict[str, Any]]:
-        return [_decode(r) for r in self.db["traces"].rows_where("run_id = ? AND id > ?", [run_id, after_id],
-                                                                 order_by="id", limit=limit)]
+        rows = list(self.db["traces"].rows_where("run_id = ? AND id > ?", [run_id, after_id], order_by="id",
+                                                 limit=limit))
+        return [_decode(r) for r in rows]
 
     def forget_after(self, run_id: int, stage: str, step: int) -> None:
         """Drop a stage's metrics and traces past `step`: a resumed run redoes those steps."""
@@ -252,7 +261,7 @@ class RunStore:
         where, args = "run_id = ?", [run_id]
         if kind:
             where, args = where + " AND kind = ?", args + [kind]
-        return [_decode(r) for r in self.db["artifacts"].rows_where(where, args, order_by="id")]
+        return [_decode(r) for r in list(self.db["artifacts"].rows_where(where, args, order_by="id"))]
 
     # ---- commands ---------------------------------------------------------------------------------
     def send_command(self, run_id: int, command: str) -> None:
@@ -293,19 +302,16 @@ class RunStore:
         self._update("evaluations", eval_id, fields)
 
     def get_evaluation(self, eval_id: int) -> dict[str, Any]:
-        try:
-            row = _decode(self.db["evaluations"].get(eval_id))
-        except sqlite_utils.db.NotFoundError:
-            raise KeyError(f"no evaluation with id {eval_id} in {self.path}") from None
+        row = self._row("evaluations", eval_id)
         if row["status"] == "running" and not process_alive(row.get("pid"), row.get("pid_started")):
             self.update_evaluation(eval_id, status="failed", finished=time.time(),
                                    error="the evaluation process exited without recording an end")
-            row = _decode(self.db["evaluations"].get(eval_id))
+            row = self._row("evaluations", eval_id)
         return row
 
     def list_evaluations(self, run_id: int | None = None) -> list[dict[str, Any]]:
         where, args = ("run_id = ?", [run_id]) if run_id is not None else (None, None)
-        return [_decode(r) for r in self.db["evaluations"].rows_where(where, args, order_by="id")]
+        return [_decode(r) for r in list(self.db["evaluations"].rows_where(where, args, order_by="id"))]
 
     def integrity_check(self) -> str:
         return self.db.conn.execute("PRAGMA integrity_check").fetchone()[0]

@@ -47,6 +47,36 @@ def test_dead_worker_reads_as_failed(store):
     assert store.integrity_check() == "ok"
 
 
+def test_listing_runs_while_another_process_writes_marks_dead_runs_without_a_lock_error(store, monkeypatch):
+    """list_runs records dead workers' runs as failed while another connection keeps writing.
+
+    Writing while one's own SELECT is still stepping means upgrading a stale read snapshot, which
+    SQLite refuses at once ("database is locked", no busy wait); the GUI then kept that snapshot
+    and saw no new rows. The other writer here commits from inside the liveness check, between the
+    listing's read and its first write: the worst moment."""
+    import psutil
+
+    from engine import store as store_module
+
+    other = RunStore(store.path)
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    started = psutil.Process(proc.pid).create_time()
+    proc.wait()
+    ids = [store.create_run(f"r{i}", {}, "", status="running") for i in range(3)]
+    for run_id in ids:
+        store.update_run(run_id, pid=proc.pid, pid_started=started)
+    check = store_module.process_alive
+
+    def check_while_another_process_writes(pid, pid_started):
+        other.log_event(ids[0], "info", "written by another process")
+        return check(pid, pid_started)
+
+    monkeypatch.setattr(store_module, "process_alive", check_while_another_process_writes)
+    assert [r["status"] for r in store.list_runs()] == ["failed"] * 3
+    assert len([e for e in store.events_since(ids[0]) if e["message"] == "written by another process"]) >= 3
+    other.close()
+
+
 def _writer(path: str, run_id: int, n: int) -> None:
     with RunStore(path) as s:
         for step in range(n):
