@@ -178,8 +178,8 @@ def main(argv: list[str] | None = None) -> int:
         "traces_behind_when_writer_stopped": behind_at_end,
         "redraw_100k_ms": {"median": median(redraw), "p90": percentile(redraw, 90), "points": args.points,
                            "pen_width": 2.0},
-        # the same series added with a 1-px pen: LivePlot draws a dense curve (> DENSE_POINTS) with 1 px anyway,
-        # so the two should match; before that switch the 2-px pen cost twice the time
+        # the same series added with a 1-px pen: LivePlot draws a dense curve (> DENSE_POINTS)
+        # with 1 px anyway, so the two should match; before that switch 2 px cost twice the time
         "redraw_100k_ms_pen_width_1": {"median": median(redraw_thin), "p90": percentile(redraw_thin, 90)},
         "target": f"p99 lag <= {TARGET_LAG_MS} ms; redraw <= {TARGET_REDRAW_MS} ms",
     }, args.json)

@@ -215,7 +215,8 @@ def _rewards_on_references(spec: RunSpec, info: dict[str, Any], generate: bool) 
     try:
         funcs, _ = build_reward_funcs(spec.rewards.preset, weights=weights, params=spec.rewards.params,
                                       custom_file=spec.rewards.custom_file or None,
-                                      max_completion_length=spec.grpo.max_completion_length)
+                                      max_completion_length=spec.grpo.max_completion_length,
+                                      custom_timeout_s=spec.rewards.custom_timeout_s)
     except ValueError as exc:
         return [Finding("error", "rewards.preset", str(exc))]
     ids = [tok(c, add_special_tokens=False)["input_ids"] for c in completions]

@@ -156,6 +156,7 @@ class RewardSpec:
     weights: dict[str, float] = field(default_factory=dict)  # component -> weight, overriding the preset's
     params: dict[str, dict[str, float]] = field(default_factory=dict)  # component -> constant -> value
     custom_file: str = ""  # a Python file of reward_* functions (TRL signature)
+    custom_timeout_s: float = 30.0  # a custom function's call taking longer than this stops the run
     prompt_mode: str = ""  # "" = the preset's own
     budget: int = 0  # token budget for the budget prompt mode; 0 = per difficulty
 
@@ -177,6 +178,9 @@ class RewardSpec:
         for name in self.params:
             if name not in known:
                 _err(e, p, f"params.{name}", f"no reward component named {name!r}.")
+        if not (self.custom_timeout_s > 0 and math.isfinite(self.custom_timeout_s)):
+            _err(e, p, "custom_timeout_s",
+                 f"must be a positive number of seconds; got {self.custom_timeout_s}.")
         if self.preset == "custom" and not self.custom_file:
             _err(e, p, "custom_file", "the custom preset needs a Python file of reward functions.")
         if self.custom_file and not Path(self.custom_file).expanduser().is_file():

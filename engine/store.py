@@ -225,7 +225,8 @@ class RunStore:
         if not last:
             return {"stage": stage, "step": None, "values": {}}
         stage, step = last[0]["stage"], last[0]["step"]
-        rows = list(self.db["metrics"].rows_where("run_id = ? AND stage = ? AND step = ?", [run_id, stage, step]))
+        rows = list(self.db["metrics"].rows_where("run_id = ? AND stage = ? AND step = ?",
+                                                  [run_id, stage, step]))
         return {"stage": stage, "step": step, "values": {r["name"]: r["value"] for r in rows}}
 
     def add_traces(self, rows: Iterable[Mapping[str, Any]]) -> None:

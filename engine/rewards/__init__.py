@@ -85,7 +85,8 @@ def build_component(name: str, params: dict[str, float] | None = None,
 def build_reward_funcs(preset: str, weights: dict[str, float] | None = None,
                        params: dict[str, dict[str, float]] | None = None,
                        custom_file: str | None = None, max_completion_length: int = 256,
-                       extra: dict[str, Callable] | None = None) -> tuple[list[Callable], list[float]]:
+                       extra: dict[str, Callable] | None = None,
+                       custom_timeout_s: float = 30) -> tuple[list[Callable], list[float]]:
     """The reward functions and their weights, in order, for GRPOTrainer.
 
     weights: override the preset's weights by name (and add components to it); a weight
@@ -94,6 +95,7 @@ def build_reward_funcs(preset: str, weights: dict[str, float] | None = None,
     params: per-component constants over COMPONENT_PARAMS (max_len defaults to
         max_completion_length).
     custom_file: a Python file of `reward_*` functions, each wrapped by `checked`.
+    custom_timeout_s: the time limit of one call of a custom function (`checked`).
     extra: already-built model-backed components by name (`{"judge": fn}`), required for
         every MODEL_COMPONENTS entry with a non-zero weight.
     Raises ValueError naming the offending preset, component or constant.
@@ -106,7 +108,7 @@ def build_reward_funcs(preset: str, weights: dict[str, float] | None = None,
     if bad_params:
         raise ValueError(f"constants given for unknown reward component(s) {', '.join(bad_params)}; "
                          f"valid: {', '.join(REGISTRY)}")
-    custom = [checked(f) for f in load_custom_rewards(custom_file)] if custom_file else []
+    custom = [checked(f, custom_timeout_s) for f in load_custom_rewards(custom_file)] if custom_file else []
     if preset == "custom" and not custom:
         raise ValueError("the 'custom' reward preset needs a custom_file of reward_* functions")
     custom_names = {f.__name__ for f in custom}

@@ -39,7 +39,8 @@ def build_rewards(ctx: StageContext, extra: dict | None = None):
 
     r, g = ctx.spec.rewards, ctx.spec.grpo
     return build_reward_funcs(r.preset, weights=r.weights, params=r.params, custom_file=r.custom_file or None,
-                              max_completion_length=g.max_completion_length, extra=extra)
+                              max_completion_length=g.max_completion_length, extra=extra,
+                              custom_timeout_s=r.custom_timeout_s)
 
 
 def _weight(spec, name: str) -> float:

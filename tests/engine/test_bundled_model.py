@@ -33,18 +33,18 @@ def test_converted_once_then_fast_and_trainable():
 
 
 def test_a_healthy_grpo_run_on_the_bundled_model_raises_no_alert(store):
-    """GRPO steps on the bundled model with a learning signal: completions that end, rewards that differ
-    within each group. The health checks watch from step 2 (a 2-step window, a 4-step flat window) and
+    """Four GRPO steps on the bundled model with a learning signal: completions that end, rewards that differ
+    within each group. The health checks watch from step 2 (a 2-step window, a 3-step flat window) and
     must stay silent; tests/engine/test_health.py builds each failure and sees its alert fire."""
     spec = load_spec(SPECS / "grpo-smollm2.toml").replace(**{
-        "grpo.max_steps": 5, "grpo.batch_size": 8, "grpo.max_completion_length": 128,
+        "grpo.max_steps": 4, "grpo.batch_size": 8, "grpo.max_completion_length": 128,
         "data.difficulty_mix": {"1": 1.0}, "data.train_size": 40, "rewards.preset": "concise",
-        "health.warmup_steps": 1, "health.window": 2, "health.flat_steps": 4})
+        "health.warmup_steps": 1, "health.window": 2, "health.flat_steps": 3})
     run_id, run_dir = create_run(spec, store)
     assert spawn_worker(run_dir, store).wait(timeout=900) == 0, (run_dir / "worker.log").read_text()[-3000:]
     metrics = store.last_metrics(run_id)
-    assert metrics["step"] == 5 and "reward" in metrics["values"]
-    assert len(store.traces_since(run_id)) == 5 * 8
+    assert metrics["step"] == 4 and "reward" in metrics["values"]
+    assert len(store.traces_since(run_id)) == 4 * 8
     assert store.artifacts(run_id, "adapter")
     assert spec.health.enabled
     assert [e["message"] for e in store.events_since(run_id) if e["level"] == "alert"] == []

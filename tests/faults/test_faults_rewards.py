@@ -22,14 +22,14 @@ BROKEN = {
         def reward_short_list(prompts, completions, **kwargs):
             return [1.0]
         """, ["'reward_short_list'", "returned 1 values for 4 completions"]),
-    # The per-call limit is engine.rewards.custom.checked's 30 s default: no spec setting shortens it.
+    # The per-call limit is rewards.custom_timeout_s (30 s by default; 3 s in this test).
     "sleeps_forever": ("""
         import time
 
         def reward_sleepy(prompts, completions, **kwargs):
             time.sleep(10_000)
             return [0.0] * len(completions)
-        """, ["'reward_sleepy'", "took longer than 30 s"]),
+        """, ["'reward_sleepy'", "took longer than 3 s"]),
 }
 
 
@@ -38,7 +38,8 @@ def test_broken_custom_reward_stops_the_run_naming_the_function(store, tmp_path,
     code, named = BROKEN[case]
     path = tmp_path / f"rewards_{case}.py"
     path.write_text(textwrap.dedent(code))
-    spec = fault_spec(**{"rewards.custom_file": str(path), "grpo.max_steps": 2})
+    spec = fault_spec(**{"rewards.custom_file": str(path), "grpo.max_steps": 2,
+                         "rewards.custom_timeout_s": 3.0})
     run_id, run_dir, proc = start(store, spec)
     assert proc.wait(timeout=300) == 1
     run = store.get_run(run_id)
