@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip -q --disable-pip-version-check
 STAMP  := $(VENV)/.ponder-installed
 
-.PHONY: run test test-fast bench package clean setup
+.PHONY: run test test-fast bench outcome package clean setup
 
 run: $(STAMP)
 	$(VENV)/bin/ponder
@@ -19,6 +19,10 @@ test-fast: $(STAMP)
 
 bench: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(PY) bench/run_all.py
+
+# the outcome benchmark: long-CoT reference vs. the quickstart on the bundled model (~1 h on 2 CPU cores)
+outcome: $(STAMP)
+	$(PY) bench/outcome.py
 
 setup: $(STAMP)
 

@@ -40,14 +40,16 @@ from engine.store import ACTIVE
 # chart key -> (title, {metric name: series label}, options); "rewards/<name>/mean" is routed by prefix
 CHARTS: dict[str, tuple[str, dict[str, str], dict[str, Any]]] = {
     "reward": ("Reward (total and per component)", {"reward": "total"}, {"legend": True}),
-    "accuracy": ("Accuracy", {"accuracy": "accuracy"}, {"y_range": (0, 1)}),
+    "accuracy": ("Accuracy (all and by difficulty)", {"accuracy": "all"}, {"y_range": (0, 1), "legend": True}),
     "tokens": ("Tokens: thinking + answer", {}, {}),
-    "think_rate": ("Think rate", {"think_rate": "think rate"}, {"y_range": (0, 1)}),
+    "think_rate": ("Think rate (all and by difficulty)", {"think_rate": "all"},
+                   {"y_range": (0, 1), "legend": True}),
     "kl": ("KL to the reference", {"kl": "KL"}, {"empty_note": "not logged: KL weight (beta) is 0"}),
     "loss": ("Loss", {"loss": "loss"}, {}),
     "learning_rate": ("Learning rate", {"learning_rate": "lr"}, {}),
     "tokens_per_s": ("Throughput (tokens/s)", {"tokens_per_s": "tokens/s"}, {}),
 }
+BY_LEVEL = ("accuracy/d", "think_rate/d")  # per difficulty level: thin curves beside the overall one
 POLL_MS, REDRAW_MS = 250, 500  # each chart redraws at most every REDRAW_MS
 CHARTS_PER_CYCLE = 8
 METRICS_PER_POLL, TRACES_PER_POLL = 2000, 200  # bounded work per tick; the rest comes on the next
@@ -258,6 +260,10 @@ class MonitorPage(QWidget):
             self.charts["reward"].append(name, x, value)
         elif name in ("tokens/think", "tokens/answer"):
             self.charts["tokens"].append(name, x, value)
+        elif name.startswith(BY_LEVEL) and name.rsplit("/d", 1)[-1].isdigit():  # accuracy/d3, think_rate/d1
+            key, level = name.rsplit("/d", 1)
+            self.charts[key].add_series(name, f"level {level}", width=1.2, color=theme.level_color(int(level)))
+            self.charts[key].append(name, x, value)
         else:
             for key, (_, series, _) in CHARTS.items():
                 if name in series:

@@ -179,3 +179,11 @@ def _icon(name: str, color: str) -> QIcon:
 
 def series_color(i: int) -> str:
     return SERIES_COLORS[i % len(SERIES_COLORS)]
+
+
+# difficulty 1 (easy) .. 5 (hard): a light-to-dark sequential ramp, so levels read in order on any chart
+LEVEL_COLORS = ("#9ecae1", "#6baed6", "#3182bd", "#08519c", "#08306b")
+
+
+def level_color(level: int) -> str:
+    return LEVEL_COLORS[min(max(level, 1), len(LEVEL_COLORS)) - 1]

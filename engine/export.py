@@ -408,6 +408,7 @@ def _evaluation_section(store, run_id: int, picked: Picked) -> list[str]:
         if any(isinstance(v, int | float) for v in values):
             cells = [fmt.format(v) if isinstance(v, int | float) else "" for v in values]
             lines.append(f"| {title} | " + " | ".join(cells) + " |")
+    lines += _by_level_table(summary, labels, names)
     d = summary.get("deltas") or {}
     said = [f"accuracy {d['d_accuracy_pct']:+.1f}%"] if "d_accuracy_pct" in d else []
     if "d_tokens_pct" in d:
@@ -417,6 +418,26 @@ def _evaluation_section(store, run_id: int, picked: Picked) -> list[str]:
     if not picked.final:
         lines += ["", f"These figures are the run's final adapter's; this export is the step-{picked.step} "
                       "checkpoint."]
+    return lines
+
+
+def _by_level_table(summary: dict, labels: list[str], names: dict[str, str]) -> list[str]:
+    """Accuracy, think-rate and tokens per difficulty level, one column per model: where adaptive thinking shows
+    (an adaptive model thinks on the hard levels and answers the easy ones directly)."""
+    levels = sorted({int(k.rsplit("/d", 1)[1]) for label in labels for k in summary[label]
+                     if k.startswith("accuracy/d") and k.rsplit("/d", 1)[1].isdigit()})
+    if not levels:
+        return []
+    lines = ["", "By difficulty level (accuracy / think-rate / tokens):", "",
+             "| level | " + " | ".join(names.get(label, label) for label in labels) + " |",
+             "| --- |" + " --- |" * len(labels)]
+    for level in levels:
+        cells = []
+        for label in labels:
+            m = summary[label]
+            acc, rate, tok = (m.get(f"{k}/d{level}") for k in ("accuracy", "think_rate", "tokens"))
+            cells.append("" if acc is None else f"{acc:.0%} / {rate:.0%} / {tok:.1f}")
+        lines.append(f"| {level} | " + " | ".join(cells) + " |")
     return lines
 
 

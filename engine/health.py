@@ -17,7 +17,7 @@ ALERT_LEVEL = "alert"  # the events table's level for these (the GUI puts a bann
 
 @dataclass(frozen=True)
 class Alert:
-    code: str  # truncated, zero_spread, flat_reward, length_collapse, kl_rising, non_finite
+    code: str  # truncated, zero_spread, flat_reward, length_collapse, kl_rising, not_learning, non_finite
     step: int
     message: str
     fatal: bool = False
@@ -70,13 +70,21 @@ class HealthMonitor:
                             f"(at {values.get('reward', float('nan')):.3g}). Check the reward components' charts; "
                             "raise grpo.learning_rate or use easier data."),
         }
+        if "policy/probe_changed" in values:  # measured every health.probe_steps steps only
+            update = values.get("policy/update_norm", float("nan"))
+            conditions["not_learning"] = (
+                values["policy/probe_changed"] == 0,
+                f"the policy has not changed in {step} steps: greedy answers to the probe prompts are the same "
+                f"as at the start (the trainable weights moved by {update:.2%}). Raise grpo.learning_rate "
+                "(1e-4 to 3e-4 with LoRA), grpo.num_generations or grpo.temperature, or use data the model "
+                "solves some of the time (data.difficulty_mix), so rewards differ within a group.")
         for code, (holds, message) in conditions.items():
             if not holds:
                 self._streak[code] = 0
                 self._active.discard(code)
                 continue
             self._streak[code] = self._streak.get(code, 0) + 1
-            window = 1 if code == "flat_reward" else h.window  # flat_reward has its own window
+            window = 1 if code in ("flat_reward", "not_learning") else h.window  # these have their own windows
             if step >= h.warmup_steps and self._streak[code] >= window and code not in self._active:
                 self._active.add(code)
                 alerts.append(Alert(code, step, message))

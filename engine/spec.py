@@ -26,6 +26,7 @@ DTYPES = ("auto", "float32", "bfloat16", "float16")
 LOSS_TYPES = ("grpo", "dr_grpo", "dapo", "bnpo", "cispo", "sapo", "luspo", "vespo")
 SCALE_REWARDS = ("group", "batch", "none")
 PROMPT_MODES = ("", "think", "ellipsis", "budget")
+SFT_TRACES = ("sketch", "reasoning", "mixed")
 
 
 class SpecError(ValueError):
@@ -247,8 +248,8 @@ class GRPOSpec:
         for name in ("max_steps", "gradient_accumulation_steps", "max_completion_length", "save_steps"):
             if getattr(self, name) < 1:
                 _err(e, p, name, f"must be at least 1; got {getattr(self, name)}.")
-        if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
-            _err(e, p, "learning_rate", f"must be a positive number; got {self.learning_rate}. Try 1e-5 with LoRA.")
+        if not (self.learning_rate >= 0 and math.isfinite(self.learning_rate)):  # 0 trains nothing: a dry run
+            _err(e, p, "learning_rate", f"must be a number >= 0; got {self.learning_rate}. Try 1e-4 with LoRA.")
         if not self.temperature > 0:
             _err(e, p, "temperature", f"must be positive (sampling needs variety); got {self.temperature}.")
         if not 0 < self.top_p <= 1:
@@ -275,7 +276,8 @@ class SFTSpec:
     learning_rate: float = 2e-4
     batch_size: int = 4
     max_length: int = 384  # tokens of prompt + target; longer examples are cut
-    trace: str = "sketch"  # train on: sketch (concise) or reasoning (the long trace as given)
+    trace: str = "sketch"  # sketch (concise), reasoning (the long trace as given), or mixed: each row as its
+    # sketch and as a no-think answer (the think block closed at once), so GRPO can choose per problem
     converter: str = "rules"  # how long traces become sketches when the data has none: rules or teacher
     teacher_source: str = ""  # model source of the teacher (converter = "teacher")
     teacher_prompt: str = TEACHER_PROMPT  # {reasoning} is replaced by the long trace
@@ -288,8 +290,8 @@ class SFTSpec:
                 _err(e, p, name, f"must be at least 1; got {getattr(self, name)}.")
         if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
             _err(e, p, "learning_rate", f"must be a positive number; got {self.learning_rate}. Try 2e-4 with LoRA.")
-        if self.trace not in ("sketch", "reasoning"):
-            _err(e, p, "trace", f"must be sketch or reasoning; got {self.trace!r}.")
+        if self.trace not in SFT_TRACES:
+            _err(e, p, "trace", f"must be sketch, reasoning or mixed; got {self.trace!r}.")
         if self.converter not in ("rules", "teacher"):
             _err(e, p, "converter", f"must be rules or teacher; got {self.converter!r}.")
         if self.converter == "teacher":
@@ -356,14 +358,20 @@ class HealthSpec:
     flat_tolerance: float = 0.01
     min_mean_tokens: float = 2.0  # completions collapsing to nothing
     kl_max: float = 1.0  # KL to the reference (only when grpo.beta > 0)
+    probe_steps: int = 8  # every N steps, greedy answers to a few training prompts are compared with the start's;
+    # all unchanged = the not-learning alert. 0 = no probe
+    probe_prompts: int = 8
 
     def problems(self, p: str) -> list[SpecError]:
         e: list[SpecError] = []
         for name in ("window", "flat_steps"):
             if getattr(self, name) < 1:
                 _err(e, p, name, f"must be at least 1; got {getattr(self, name)}.")
-        if self.warmup_steps < 0:
-            _err(e, p, "warmup_steps", f"cannot be negative; got {self.warmup_steps}.")
+        for name in ("warmup_steps", "probe_steps"):
+            if getattr(self, name) < 0:
+                _err(e, p, name, f"cannot be negative; got {getattr(self, name)}.")
+        if self.probe_prompts < 1:
+            _err(e, p, "probe_prompts", f"must be at least 1; got {self.probe_prompts}.")
         for name in ("truncated_share", "zero_spread_share"):
             if not 0 < getattr(self, name) <= 1:
                 _err(e, p, name, f"is a share of completions, in (0, 1]; got {getattr(self, name)}.")

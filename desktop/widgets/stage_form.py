@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
 from desktop.widgets.forms import Collapsible, ComboBox, Field, SciEdit, SpinBox, form_layout, label
 from desktop.widgets.timeline import STAGE_TITLES
 from engine import spec as engine_spec
-from engine.spec import AVAILABLE_STAGES, LOSS_TYPES, SCALE_REWARDS, STAGE_ORDER
+from engine.spec import AVAILABLE_STAGES, LOSS_TYPES, SCALE_REWARDS, SFT_TRACES, STAGE_ORDER
 
 STAGE_HELP = {
     "sft": "teaches the output format and concise thinking from sketch traces",
@@ -55,9 +55,10 @@ LABELS = {
     "truncated_share": "Cut-off share", "zero_spread_share": "Zero-spread share",
     "flat_steps": "Flat reward steps",
     "flat_tolerance": "Flat tolerance", "min_mean_tokens": "Min mean tokens", "kl_max": "Max KL",
+    "probe_steps": "Probe every", "probe_prompts": "Probe prompts",
 }
 HINTS = {
-    "grpo.learning_rate": "1e-5 to 5e-5 is typical with LoRA",
+    "grpo.learning_rate": "1e-4 to 3e-4 moves a small model with LoRA; 1e-5 barely does",
     "grpo.num_generations": "completions per prompt, compared with each other",
     "grpo.batch_size": "completions per step: whole groups of generations",
     "grpo.max_completion_length": "tokens; longer completions are cut off",
@@ -68,7 +69,8 @@ HINTS = {
     "grpo.gradient_checkpointing": "less memory, a little slower",
     "sft.learning_rate": "2e-4 is typical with LoRA",
     "sft.max_length": "tokens of prompt and target; longer examples are cut",
-    "sft.trace": "sketch: concise traces; reasoning: the long trace as given",
+    "sft.trace": "sketch: concise traces; reasoning: the long trace as given; mixed: each problem as its "
+                 "sketch and as a direct answer, so GRPO can learn when to think",
     "sft.converter": "how long traces become sketches when the data has none",
     "judge.batch_size": "preference pairs per step",
     "judge.eval_pairs": "held-out pairs for the judge's pairwise accuracy",
@@ -77,8 +79,9 @@ HINTS = {
     "health.warmup_steps": "steps without alerts (except NaN)",
     "health.truncated_share": "alert when more completions than this are cut off",
     "health.zero_spread_share": "alert when more groups than this get equal rewards",
+    "health.probe_steps": "steps between greedy probes; an unchanged probe raises the not-learning alert",
 }
-CHOICES = {"loss_type": LOSS_TYPES, "scale_rewards": SCALE_REWARDS, "trace": ("sketch", "reasoning"),
+CHOICES = {"loss_type": LOSS_TYPES, "scale_rewards": SCALE_REWARDS, "trace": SFT_TRACES,
            "converter": ("rules", "teacher")}
 MULTILINE = {"teacher_prompt"}
 

@@ -105,10 +105,17 @@ def run(ctx: StageContext) -> str:
     stopper = StopOnRequest(ctx.store, ctx.run_id)
     from engine.health import HealthMonitor
 
-    reporter = StoreReporter(ctx, STAGE, extra=recorder.step_metrics,
-                             health=HealthMonitor(spec.health, g.max_completion_length, g.beta))
+    from engine.stages.probe import PolicyProbe
+
+    h = spec.health
+    probe = PolicyProbe(tokenizer, train_dataset["prompt"][:h.probe_prompts], h.probe_steps if h.enabled else 0,
+                        min(g.max_completion_length, 64))
+    reporter = StoreReporter(ctx, STAGE, extra=lambda step, logged: {**recorder.step_metrics(step, logged),
+                                                                     **probe.metrics(step)},
+                             health=HealthMonitor(h, g.max_completion_length, g.beta))
     trainer = GRPOTrainer(model=model, reward_funcs=funcs, args=config, train_dataset=train_dataset,
-                          processing_class=tokenizer, peft_config=peft_config, callbacks=[stopper, reporter])
+                          processing_class=tokenizer, peft_config=peft_config,
+                          callbacks=[stopper, probe, reporter])
 
     if likelihood is not None:
         likelihood.model = trainer.model  # the policy scores the reference answer after its own reasoning

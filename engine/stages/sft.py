@@ -44,7 +44,10 @@ TEACHER_BATCH = 8  # prompts per teacher generate call
 
 
 def completion_for(trace: str, answer: str) -> str:
-    """The trained response after the prompt's "<think>\\n" (SFTTrainer adds the EOS token)."""
+    """The trained response after the prompt's "<think>\\n" (SFTTrainer adds the EOS token); an empty trace
+    closes the think block at once (a no-think answer)."""
+    if not trace.strip():
+        return f"</think>\n<answer>{answer}</answer>"
     return f"{trace}\n</think>\n<answer>{answer}</answer>"
 
 
@@ -150,7 +153,7 @@ def report_reduction(ctx: StageContext, kept: list[tuple[dict, str]], info: dict
     with_long = [(row["reasoning"], trace) for row, trace in kept if (row.get("reasoning") or "").strip()]
     how = (f"{info['from_data']} from the data, {info['converted']} made by the "
            f"{ctx.spec.sft.converter} converter")
-    if ctx.spec.sft.trace != "sketch" or not with_long:
+    if ctx.spec.sft.trace not in ("sketch", "mixed") or not with_long:
         ctx.event("info", f"sft: {len(kept)} {ctx.spec.sft.trace} traces ({how})", STAGE, 0)
         return None
     # one call over the joined texts: the reduction of the whole data set, not a mean of ratios
@@ -163,15 +166,27 @@ def report_reduction(ctx: StageContext, kept: list[tuple[dict, str]], info: dict
     return reduction
 
 
-def build_dataset(kept: list[tuple[dict, str]], tokenizer):
+def sft_prompt_mode(spec) -> str:
+    """The prompt SFT trains on: the run's own (GRPO and eval use it too), with the budget mode's think prefix."""
+    mode = spec.rewards.resolved_prompt_mode()
+    return mode if mode in ("think", "ellipsis") else "think"
+
+
+def build_dataset(kept: list[tuple[dict, str]], tokenizer, trace: str = "sketch", mode: str = "think"):
+    """Prompt-completion rows; with trace = "mixed" every row is taught both ways to answer: its sketch, and
+    a no-think answer (the think block closed at once), so GRPO can choose per problem (Thinkless and AdaR1
+    warm up on paired short and long answers: a small model that has seen one mode only never leaves it)."""
     from datasets import Dataset
 
     from engine.prompts import render_prompt
 
-    return Dataset.from_dict({
-        "prompt": [render_prompt(row["question"], tokenizer, mode="think") for row, _ in kept],
-        "completion": [completion_for(trace, str(row["answer"])) for row, trace in kept],
-    })
+    prompts, completions = [], []
+    for row, text in kept:
+        prompt = render_prompt(row["question"], tokenizer, mode=mode)
+        for target in (text, "") if trace == "mixed" else (text,):
+            prompts.append(prompt)
+            completions.append(completion_for(target, str(row["answer"])))
+    return Dataset.from_dict({"prompt": prompts, "completion": completions})
 
 
 # ---- the stage ------------------------------------------------------------------------------------
@@ -208,7 +223,7 @@ def run(ctx: StageContext) -> str:
     if resume_from is None and is_main_process():
         ctx.store.forget_after(ctx.run_id, STAGE, -1)  # a restart from scratch redoes step 0 too
     reduction = report_reduction(ctx, kept, info, tokenizer) if resume_from is None else None
-    train_dataset = build_dataset(kept, tokenizer)
+    train_dataset = build_dataset(kept, tokenizer, s.trace, sft_prompt_mode(spec))
 
     # ---- trainer ---------------------------------------------------------------------------------
     config = SFTConfig(

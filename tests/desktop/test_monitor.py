@@ -235,3 +235,24 @@ def test_a_dense_curve_is_drawn_with_a_thin_pen(qtbot):
     plot.redraw()
     assert plot.curves["reward"].opts["pen"].widthF() == 1.0
     plot.close()
+
+
+def test_think_rate_and_accuracy_by_difficulty_are_charted(window, qtbot):
+    store = window.store
+    run_id = register_running(store)
+    for step in (1, 2, 3):
+        add_step(store, run_id, step)
+        store.add_metrics(run_id, "grpo", step, {"think_rate/d1": 0.1 * step, "think_rate/d4": 0.9,
+                                                 "accuracy/d1": 0.8, "accuracy/d4": 0.2})
+    store.add_metrics(run_id, "eval", 0, {"eval/accuracy/d1": 0.5})  # an evaluation summary: not a curve
+    window.show_run(run_id)
+    charts = window.monitor.charts
+    qtbot.waitUntil(lambda: charts["think_rate"].point_count("think_rate/d4") == 3, timeout=3000)
+    assert charts["think_rate"].point_count("think_rate") == 3  # the overall curve stays
+    assert charts["think_rate"].point_count("think_rate/d1") == 3
+    assert charts["accuracy"].point_count("accuracy/d1") == 3 and charts["accuracy"].point_count("accuracy/d4") == 3
+    assert not any(name.startswith("eval/") for c in charts.values() for name in c.series)
+    labels = [text.text for _, text in charts["think_rate"].legend.items]
+    assert labels == ["all", "level 1", "level 4"]
+    _, y = charts["think_rate"].series["think_rate/d1"].data()
+    assert list(y) == [0.1, 0.2, 0.30000000000000004]

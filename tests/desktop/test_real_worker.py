@@ -69,6 +69,10 @@ def gui_flow(window, qtbot, tmp_path: Path) -> None:
     qtbot.waitUntil(lambda: charts["reward"].point_count("reward") >= 2, timeout=150_000)
     assert charts["tokens"].point_count() >= 2 and charts["learning_rate"].point_count("learning_rate") >= 2
     assert charts["reward"].point_count("rewards/accuracy/mean") >= 2
+    # think-rate and accuracy by difficulty: a thin curve per level beside the overall one
+    for key in ("think_rate", "accuracy"):
+        levels = [name for name in charts[key].series if name.startswith(f"{key}/d")]
+        assert levels and sum(charts[key].point_count(name) for name in levels) >= 2, charts[key].series
     assert window.monitor.traces.model.rowCount() >= 8
     assert "worker started" in window.monitor.log.toPlainText()
     assert window.store.get_run(run_id)["status"] == "running"

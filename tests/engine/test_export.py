@@ -19,9 +19,11 @@ from engine.spec import load_spec
 from tests.conftest import ROOT, SPECS
 
 SUMMARY = {"base": {"accuracy": 0.25, "tokens": 80.0, "think_tokens": 70.0, "answer_tokens": 10.0,
-                    "think_rate": 1.0, "pass@1": 0.25, "prompts": 8},
+                    "think_rate": 1.0, "pass@1": 0.25, "prompts": 8, "accuracy/d1": 0.5, "think_rate/d1": 1.0,
+                    "tokens/d1": 60.0, "accuracy/d3": 0.0, "think_rate/d3": 1.0, "tokens/d3": 100.0},
            "trained": {"accuracy": 0.5, "tokens": 40.0, "think_tokens": 32.0, "answer_tokens": 8.0,
-                       "think_rate": 0.75, "pass@1": 0.5, "prompts": 8},
+                       "think_rate": 0.75, "pass@1": 0.5, "prompts": 8, "accuracy/d1": 0.75, "think_rate/d1": 0.5,
+                       "tokens/d1": 20.0, "accuracy/d3": 0.25, "think_rate/d3": 1.0, "tokens/d3": 60.0},
            "deltas": {"d_accuracy_pct": 100.0, "d_tokens_pct": 50.0}}
 
 
@@ -104,6 +106,8 @@ def test_adapter_export_holds_peft_files_tokenizer_spec_and_card(store, adapter,
                  "Preset **r1-zero**", "| accuracy | 1 |", "| format | 0.5 |", "| reward_plain_text | 1 |",
                  "| accuracy | 25.0% | 50.0% |", "| tokens per answer | 80.0 | 40.0 |",
                  "| think-rate | 100% | 75% |",
+                 "| level | base model | trained |", "| 1 | 50% / 100% / 60.0 | 75% / 50% / 20.0 |",
+                 "| 3 | 0% / 100% / 100.0 | 25% / 100% / 60.0 |",
                  "accuracy +100.0%, 50.0% fewer tokens", "PeftModel.from_pretrained", "<think>\\n"):
         assert text in card, text
     (art,) = store.artifacts(run_id, "export")

@@ -97,3 +97,31 @@ def test_live_alert_when_rewards_never_vary(store, tmp_path):
     assert spawn_worker(run_dir, store).wait(timeout=300) == 0, (run_dir / "worker.log").read_text()[-2000:]
     alerts = _alerts(store, run_id)
     assert any("[zero_spread]" in msg and "num_generations" in msg for _, msg in alerts), alerts
+
+
+def test_monitor_not_learning_fires_on_an_unchanged_probe():
+    monitor = HealthMonitor(HealthSpec(warmup_steps=0), max_completion_length=64)
+    assert not monitor.check(4, {"reward": 0.1, "policy/update_norm": 0.0})  # no probe at this step: no verdict
+    (alert,) = monitor.check(8, {"reward": 0.1, "policy/update_norm": 0.0, "policy/probe_changed": 0.0})
+    assert alert.code == "not_learning" and "grpo.learning_rate" in alert.message
+    assert not monitor.check(9, {"reward": 0.2})
+    assert not HealthMonitor(HealthSpec(warmup_steps=0), 64).check(8, {"policy/probe_changed": 0.25})
+
+
+@pytest.mark.parametrize(("learning_rate", "fires"), [
+    (0.0, True),    # nothing can move: the probe's greedy answers stay the start's
+    (5e-2, False),  # a large step moves the tiny model's LoRA weights, and its greedy answers with them
+])
+def test_live_not_learning_alert(store, learning_rate, fires):
+    spec = SMOKE.replace(**{"grpo.max_steps": 4, "grpo.learning_rate": learning_rate,
+                            "health.probe_steps": 2, "health.probe_prompts": 4,
+                            "health.warmup_steps": 1})
+    run_id, run_dir = create_run(spec, store)
+    assert spawn_worker(run_dir, store).wait(timeout=300) == 0, (run_dir / "worker.log").read_text()[-2000:]
+    alerts = [msg for _, msg in _alerts(store, run_id) if "[not_learning]" in msg]
+    metrics = {(m["step"], m["name"]): m["value"] for m in store.metrics_since(run_id)}
+    assert (2, "policy/probe_changed") in metrics and (4, "policy/probe_changed") in metrics
+    assert (metrics[(4, "policy/update_norm")] == 0) is fires
+    assert bool(alerts) is fires, alerts
+    if fires:
+        assert len(alerts) == 1 and "learning_rate" in alerts[0]

@@ -166,3 +166,35 @@ def test_stop_keeps_a_checkpoint_and_resume_finishes(store, tmp_path):
     assert max(Counter(rows).values()) == 1  # nothing written twice, step 0 included
     assert sorted({s for s, _ in rows}) == [0, 1, 2, 3]
     assert any("resuming from checkpoint-1" in m for m in _events(store, ctx.run_id))
+
+
+def test_mixed_cold_start_writes_both_modes(store, tmp_path):
+    """trace = "mixed": every row is taught as its sketch and as a no-think answer, on the run's own prompt."""
+    from engine.data import load_examples
+    from engine.models import load_tokenizer, resolve_source
+    from engine.rewards.parsing import parse_response
+    from engine.stages import sft
+
+    ctx = _context(store, tmp_path, **{"sft.trace": "mixed", "rewards.preset": "autothink",
+                                       "rewards.custom_file": ""})
+    rows = load_examples("builtin:arithmetic", n=4, seed=0, split="train")
+    kept, _ = sft.collect_traces(ctx, rows)
+    mode = sft.sft_prompt_mode(ctx.spec)
+    assert mode == "ellipsis"  # autothink's prompt: the model may close the think block at once
+    data = sft.build_dataset(kept, load_tokenizer(resolve_source("builtin:tiny-random")), "mixed", mode)
+    assert len(data) == 2 * len(rows)
+    modes = {}
+    for prompt, completion in zip(data["prompt"], data["completion"], strict=True):
+        assert prompt.endswith("<think>\n...\n")
+        parsed = parse_response(completion, "<think>\n...\n")
+        assert parsed.well_formed
+        modes.setdefault(prompt, []).append(parsed.mode)
+    assert all(sorted(m) == ["no_think", "think"] for m in modes.values())  # both modes for every problem
+    row = rows[0]
+    assert f"</think>\n<answer>{row['answer']}</answer>" in data["completion"]
+    assert f"{row['sketch']}\n</think>\n<answer>{row['answer']}</answer>" in data["completion"]
+
+    assert sft.run(ctx) == "succeeded"  # and it trains: the adapter and its meta say which traces
+    (artifact,) = store.artifacts(ctx.run_id, "adapter")
+    assert artifact["meta"]["trace"] == "mixed" and artifact["meta"]["examples"] == 8
+    assert _lora_b_norm(ctx.run_dir / "sft-adapter") > 0
