@@ -172,7 +172,7 @@ def test_modelfile_template_is_the_chat_template_rendering(store, adapter, tmp_p
 def test_unsupported_architecture_names_it_and_the_formats_that_work(tmp_path):
     from transformers import GPT2Config
 
-    config = GPT2Config().to_dict()
+    config = GPT2Config(architectures=["GPT2LMHeadModel"]).to_dict()
     with pytest.raises(GGUFError, match=r"is GPT2LMHeadModel\. Export it as a LoRA adapter .* or --merged"):
         check_supported(config, tmp_path)
     assert issubclass(GGUFError, ExportError)  # the CLI and GUI show it like any export error
@@ -184,14 +184,14 @@ def test_module_cli_gguf_progress_and_a_full_disk_leaves_nothing(store, adapter,
     run_id = _make_run(store, adapter)
     argv = [sys.executable, "-m", "engine.export", str(run_id), "--out", str(tmp_path / "g"), "--gguf", "q8_0",
             "--store", str(store.path)]
-    out = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    out = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stdout + out.stderr
     lines = out.stdout.splitlines()
     assert lines[:3] == ["progress 1/5 reading the run", "progress 2/5 merging the adapter into the base model",
                          "progress 3/5 writing g-q8_0.gguf"]
     assert lines[-1] == f"exported {tmp_path / 'g'}"
     both = subprocess.run(argv[:-2] + ["--merged", "--store", str(store.path)], cwd=ROOT, capture_output=True,
-                          text=True, timeout=300)
+                          text=True, timeout=600)
     assert both.returncode == 2 and "not allowed with argument" in both.stderr and "Traceback" not in both.stderr
 
     def full(self, *args, **kwargs):
