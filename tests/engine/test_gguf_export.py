@@ -27,7 +27,7 @@ def gguf_client(request: dict, tmp_path: Path) -> dict:
     out = tmp_path / f"client-{len(list(tmp_path.glob('client-*')))}.json"
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     proc = subprocess.run([sys.executable, str(CLIENT)], input=json.dumps({**request, "out": str(out)}),
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-4000:]
     answer = json.loads(out.read_text())
     assert answer["ponder_modules"] == []
