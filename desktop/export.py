@@ -1,6 +1,8 @@
-"""The Export page: a run's trained adapter (or a merged model) as a folder plain transformers + peft load.
+"""The Export page: a run's trained model as a folder plain transformers + peft load, or as GGUF for
+llama.cpp / Ollama (one merged file, or a GGUF LoRA beside the base), with a size estimate before it starts.
 
-Export runs `python -m engine.export RUN_ID --out DIR [--checkpoint STEP] [--merged] [--zip]` in a
+Export runs `python -m engine.export RUN_ID --out DIR [--checkpoint STEP] [--merged | --gguf F | --gguf-adapter]
+[--zip]` in a
 QProcess and reads its stdout line by line (`progress 3/5 writing the tokenizer`, then
 `exported PATH` or `error MESSAGE`); Cancel terminates it (the engine cleans up its partial
 folder), then kills it if it does not exit. The result is read from the output folder: its
@@ -9,6 +11,7 @@ model card (README.md) is shown, and the folder can be opened.
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 from functools import partial
@@ -39,15 +42,50 @@ from desktop.widgets.forms import ComboBox, Field, form_layout, label
 EXPORT_DIR_KEY = "export/dir"
 KILL_AFTER_MS = 5000
 _PROGRESS = re.compile(r"^progress (\d+)/(\d+) (.*)$")
+FORMATS = {  # key: (label, the engine's flags)
+    "adapter": ("LoRA adapter: small; loaded with peft on top of the base model", []),
+    "merged": ("Merged model: stand-alone safetensors, the adapter merged into the base", ["--merged"]),
+    "gguf-f16": ("GGUF f16: one file for llama.cpp, Ollama, LM Studio (adapter merged in)", ["--gguf", "f16"]),
+    "gguf-q8_0": ("GGUF q8_0: the same, 8-bit weights, about half the size", ["--gguf", "q8_0"]),
+    "gguf-adapter": ("GGUF adapter: a GGUF LoRA plus the base model as GGUF f16", ["--gguf-adapter"]),
+}
+_BYTES_PER_PARAM = {"float32": 4, "bfloat16": 2, "float16": 2}
 
 
-def export_argv(run_id: int, out: str, checkpoint: str, merged: bool, zip_: bool,
-                store_path: Path) -> list[str]:
+def export_argv(run_id: int, out: str, checkpoint: str, fmt: str, zip_: bool, store_path: Path) -> list[str]:
     """The export command for the engine (a module-level function, so tests can stand in for it)."""
     argv = [sys.executable, "-m", "engine.export", str(run_id), "--out", out, "--store", str(store_path)]
     if checkpoint:
         argv += ["--checkpoint", checkpoint]
-    return argv + (["--merged"] if merged else []) + (["--zip"] if zip_ else [])
+    return argv + FORMATS[fmt][1] + (["--zip"] if zip_ else [])
+
+
+def estimate_bytes(weights: Path, fmt: str) -> int | None:
+    """About how much an export of the adapter (or full model) folder `weights` writes; None if unknown.
+    Read from file sizes and config.json only: no model is loaded."""
+    def size(folder: Path, pattern: str) -> int:
+        return sum(f.stat().st_size for f in folder.glob(pattern) if f.is_file())
+
+    try:
+        config_file = weights / "adapter_config.json"
+        base = Path(json.loads(config_file.read_text())["base_model_name_or_path"]) if config_file.is_file() \
+            else weights
+        dtype = json.loads((base / "config.json").read_text()).get("dtype", "float32")
+    except (OSError, ValueError, KeyError):
+        return None
+    base_bytes, adapter_bytes = size(base, "*.safetensors"), size(weights, "adapter_model.safetensors")
+    params = base_bytes / _BYTES_PER_PARAM.get(str(dtype), 4)
+    return int({"adapter": adapter_bytes, "merged": base_bytes, "gguf-f16": 2 * params,
+                "gguf-q8_0": 34 / 32 * params,  # q8_0: 32 int8 values + one f16 scale per block
+                "gguf-adapter": 2 * params + adapter_bytes}[fmt]) or None
+
+
+def _human(n: int) -> str:
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1000
+    return ""
 
 
 class ExportPage(QWidget):
@@ -73,17 +111,19 @@ class ExportPage(QWidget):
     def _build(self) -> None:
         title = QLabel("Export")
         title.setProperty("role", "title")
-        subtitle = label("A run's trained model as a folder that transformers and peft load without Ponder: "
-                         "the weights, the tokenizer, the run spec and a model card.", "subtitle")
+        subtitle = label("A run's trained model as a folder that transformers and peft load without Ponder, or "
+                         "as GGUF with an Ollama Modelfile: the weights, the run spec and a model card.", "subtitle")
         self.run_combo = ComboBox(30)
         self.run_combo.currentIndexChanged.connect(self._on_run_combo_index_changed)
         self.weights = ComboBox(24)
-        self.adapter_radio = QRadioButton("LoRA adapter: small; loaded with peft on top of the base model")
-        self.merged_radio = QRadioButton("Merged model: stand-alone, the adapter merged into the base")
-        self.adapter_radio.setChecked(True)
+        self.weights.currentIndexChanged.connect(self._on_weights_index_changed)
+        self.format_radios = {key: QRadioButton(text) for key, (text, _) in FORMATS.items()}
+        self.format_radios["adapter"].setChecked(True)
         group = QButtonGroup(self)
-        group.addButton(self.adapter_radio)
-        group.addButton(self.merged_radio)
+        for radio in self.format_radios.values():
+            group.addButton(radio)
+            radio.toggled.connect(self._on_format_radio_toggled)
+        self.estimate = label("", "muted")
         self.zip_box = QCheckBox("Pack it into one .zip file")
         self.out_edit = QLineEdit()
         self.out_edit.setPlaceholderText("the folder to create")
@@ -97,7 +137,7 @@ class ExportPage(QWidget):
         formats = QWidget()
         column = QVBoxLayout(formats)
         column.setContentsMargins(0, 0, 0, 0)
-        for widget in (self.adapter_radio, self.merged_radio, self.zip_box):
+        for widget in (*self.format_radios.values(), self.zip_box, self.estimate):
             column.addWidget(widget)
         self.out_field = Field(out_row, "it must not exist yet; nothing is written there until the export is "
                                         "complete")
@@ -188,6 +228,27 @@ class ExportPage(QWidget):
             self.out_edit.setText(str(base / f"{run['name']}-{run_id}"))
         self._update_buttons()
 
+    def format(self) -> str:
+        return next(key for key, radio in self.format_radios.items() if radio.isChecked())
+
+    def _on_format_radio_toggled(self, _checked: bool) -> None:
+        self._update_estimate()
+
+    def _on_weights_index_changed(self, _index: int) -> None:
+        self._update_estimate()
+
+    def _update_estimate(self) -> None:
+        """The size of the chosen format, from the chosen weights' folder (the final adapter or a checkpoint)."""
+        run_id, chosen = self.run_combo.currentData(), self.weights.currentData()
+        folder = None
+        for art in self.store.artifacts(run_id) if run_id is not None else []:
+            stage, step = art["meta"].get("stage") or art["stage"], art["meta"].get("step")
+            if (chosen == "" and art["kind"] == "adapter") or \
+                    (art["kind"] == "checkpoint" and chosen in (f"{stage}:{step}", str(step))):
+                folder = Path(art["path"])
+        size = estimate_bytes(folder, self.format()) if folder is not None else None
+        self.estimate.setText(f"About {_human(size)}." if size else "")
+
     def _on_browse_button_clicked(self) -> None:
         start = str(Path(self.out_edit.text()).parent) if self.out_edit.text() else str(Path.home())
         folder = QFileDialog.getExistingDirectory(self, "Where to put the export", start)
@@ -213,7 +274,7 @@ class ExportPage(QWidget):
             return
         self.out_field.set_error(None)
         argv = export_argv(run_id, str(Path(out).expanduser()), self.weights.currentData() or "",
-                           self.merged_radio.isChecked(), self.zip_box.isChecked(), self.store.path)
+                           self.format(), self.zip_box.isChecked(), self.store.path)
         self.exported, self._buffer, self._error, self._cancelled = None, "", "", False
         self.card.clear()
         self.proc = QProcess(self)
@@ -310,8 +371,7 @@ class ExportPage(QWidget):
         self.cancel_button.setVisible(busy)
         self.progress.setVisible(busy or self.exported is not None)
         self.open_button.setVisible(self.exported is not None and not busy)
-        for widget in (self.run_combo, self.weights, self.adapter_radio, self.merged_radio, self.zip_box,
-                       self.out_edit):
+        for widget in (self.run_combo, self.weights, *self.format_radios.values(), self.zip_box, self.out_edit):
             widget.setEnabled(not busy)
         if self.run_combo.count() == 0:
             self.status.setText("No run has a trained adapter or a checkpoint yet.")

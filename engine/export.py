@@ -1,6 +1,7 @@
 """Exporting a run's trained model for use outside Ponder: `ponder export RUN_ID --out DIR`.
 
-An export is a folder that plain `transformers` + `peft` load, with no Ponder installed:
+An export is a folder that plain `transformers` + `peft` load, with no Ponder installed (`--gguf`,
+`--gguf-adapter`: GGUF files and an Ollama Modelfile for llama.cpp runtimes instead; see engine.gguf_export):
 
     adapter_config.json          peft's format; base_model_name_or_path is a base a client can load
     adapter_model.safetensors    (--merged: config.json + model.safetensors, the LoRA merged in)
@@ -162,7 +163,7 @@ def write_tokenizer(picked: Picked, base_folder: Path, dst: Path) -> None:
 def _zip(folder: Path, target: Path, name: str) -> None:
     with zipfile.ZipFile(target, "w") as zf:
         for file in sorted(p for p in folder.rglob("*") if p.is_file()):
-            weights = file.suffix in (".safetensors", ".bin")  # they barely compress: store them as they are
+            weights = file.suffix in (".safetensors", ".bin", ".gguf")  # they barely compress: store them as is
             zf.write(file, f"{name}/{file.relative_to(folder)}",
                      compress_type=zipfile.ZIP_STORED if weights else zipfile.ZIP_DEFLATED)
 
@@ -199,8 +200,10 @@ def _os_error(exc: OSError, final: Path) -> ExportError:
 
 
 def export_run(store, run_id: int, out_dir: str | Path, checkpoint: str | int | None = None,
-               merged: bool = False, zip_: bool = False, progress: Progress | None = None) -> Path:
-    """Export run `run_id` to `out_dir` (`out_dir`.zip with `zip_`); returns the path written."""
+               merged: bool = False, zip_: bool = False, progress: Progress | None = None,
+               gguf: str | None = None, gguf_adapter: bool = False) -> Path:
+    """Export run `run_id` to `out_dir` (`out_dir`.zip with `zip_`); returns the path written. `gguf` (f16,
+    q8_0): a merged GGUF + Modelfile instead; `gguf_adapter`: a GGUF LoRA + the base as GGUF (engine.gguf_export)."""
     from engine.spec import dumps_spec, spec_from_dict
 
     steps = 6 if zip_ else 5
@@ -215,13 +218,19 @@ def export_run(store, run_id: int, out_dir: str | Path, checkpoint: str | int | 
     spec = spec_from_dict(run["spec"])
     picked = pick_weights(store, run, checkpoint)
     base_ref, base_folder = base_reference(spec.model.source, picked)
+    fmt = gguf or ("f16" if gguf_adapter else None)
 
     made = [p for p in reversed(final.parents) if not p.exists()]  # folders this export creates, outer first
     tmp = tmp_zip = None
     try:
         final.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{name}.partial-", dir=final.parent))
-        if picked.full_model:
+        if fmt:
+            from engine import gguf_export
+
+            gguf_export.write_export(picked, spec, base_folder, tmp, fmt, gguf_adapter, name,
+                                     lambda step, text: say(step, steps, text))
+        elif picked.full_model:
             say(2, steps, "copying the fine-tuned model")
             _copy_matching(picked.path, tmp, MODEL_FILES)
         elif merged:
@@ -230,15 +239,18 @@ def export_run(store, run_id: int, out_dir: str | Path, checkpoint: str | int | 
         else:
             say(2, steps, "writing the adapter")
             write_adapter(picked, base_ref, tmp)
-        say(3, steps, "writing the tokenizer")
-        write_tokenizer(picked, base_folder, tmp)
+        if not fmt:
+            say(3, steps, "writing the tokenizer")
+            write_tokenizer(picked, base_folder, tmp)
         say(4, steps, "writing the spec and the model card")
         spec_file = Path(run["run_dir"] or "") / "spec.toml"
         if spec_file.is_file():
             shutil.copyfile(spec_file, tmp / "spec.toml")
         else:
             (tmp / "spec.toml").write_text(dumps_spec(spec), encoding="utf-8")
-        card = model_card(store, run, spec, picked, base_ref, base_folder, merged or picked.full_model, name)
+        use = gguf_export.card_section(picked, spec, base_folder, fmt, gguf_adapter, name) if fmt else None
+        card = model_card(store, run, spec, picked, base_ref, base_folder, bool(merged or picked.full_model or fmt),
+                          name, use)
         (tmp / "README.md").write_text(card, encoding="utf-8")
         if zip_:
             say(5, steps, "packing the zip file")
@@ -265,7 +277,8 @@ def export_run(store, run_id: int, out_dir: str | Path, checkpoint: str | int | 
     if tmp_zip is not None:
         shutil.rmtree(tmp, ignore_errors=True)  # the folder the zip was packed from
     store.add_artifact(run_id, "merged" if merged else "export", final, {
-        "from": str(picked.path), "stage": picked.stage, "step": picked.step, "zip": zip_, "base": base_ref},
+        "from": str(picked.path), "stage": picked.stage, "step": picked.step, "zip": zip_, "base": base_ref,
+        **({"gguf": fmt, "gguf_adapter": gguf_adapter} if fmt else {})},
         stage=picked.stage)
     return final
 
@@ -442,7 +455,8 @@ def _by_level_table(summary: dict, labels: list[str], names: dict[str, str]) -> 
 
 
 def model_card(store, run: dict, spec, picked: Picked, base_ref: str, base_folder: Path, merged: bool,
-               name: str) -> str:
+               name: str, gguf_use: list[str] | None = None) -> str:
+    """The README.md of an export; `gguf_use` replaces its Use and Files sections (a GGUF export)."""
     from engine.models import describe_source
     from engine.prompts import PREFIXES, SYSTEM, SYSTEM_ELLIPSIS
 
@@ -461,7 +475,7 @@ def model_card(store, run: dict, spec, picked: Picked, base_ref: str, base_folde
     load = f'model = AutoModelForCausalLM.from_pretrained("{name}")' if merged else (
         f'base = AutoModelForCausalLM.from_pretrained("{base_ref}")\n'
         f'model = PeftModel.from_pretrained(base, "{name}")')
-    lines = ["---", f"library_name: {'transformers' if merged else 'peft'}",
+    lines = ["---", f"library_name: {'gguf' if gguf_use else 'transformers' if merged else 'peft'}",
              *([f"base_model: {hub}"] if hub else []),
              "tags: [ponder, reasoning, grpo" + ("" if picked.full_model else ", lora") + "]", "---", "",
              f"# {run['name']}: {describe_source(source)}, {what}", "",
@@ -473,6 +487,8 @@ def model_card(store, run: dict, spec, picked: Picked, base_ref: str, base_folde
     lines += ["", "## Training", "", *_training_section(store, run, spec, picked)]
     lines += ["", "## Rewards", "", *_rewards_section(spec)]
     lines += ["", "## Evaluation", "", *_evaluation_section(store, run["id"], picked)]
+    if gguf_use:
+        return "\n".join([*lines, "", *gguf_use])
     lines += ["", "## Use", "", "Prompt the model as it was trained: its chat template with this system "
               f"prompt, and the answer turn opened by `{PREFIXES.get(mode, '')!r}`. It goes on thinking, "
               "closes with `</think>` and answers in `<answer>...</answer>`.", "",
@@ -494,9 +510,13 @@ def _arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, required=True, help="the folder to create (with --zip: FOLDER.zip)")
     p.add_argument("--checkpoint", default=None, metavar="STEP", help="a checkpoint instead of the final "
                    "adapter: STEP (GRPO's, where SFT has one at that step too) or STAGE:STEP")
-    p.add_argument("--merged", action="store_true",
-                   help="a stand-alone model: the adapter merged into the base")
     p.add_argument("--zip", dest="zip_", action="store_true", help="pack the export into one .zip file")
+    fmt = p.add_mutually_exclusive_group()  # the default: the LoRA adapter in peft's format
+    fmt.add_argument("--merged", action="store_true", help="a stand-alone model: the adapter merged into the base")
+    fmt.add_argument("--gguf", nargs="?", const="f16", choices=("f16", "q8_0"),
+                     help="one GGUF file (default f16) for llama.cpp / Ollama, adapter merged in, and a Modelfile")
+    fmt.add_argument("--gguf-adapter", action="store_true",
+                     help="the adapter as a GGUF LoRA, with the base model as GGUF f16, and a Modelfile")
 
 
 def _run(args, say: Progress, done: Callable[[Path], None], fail: Callable[[str], None]) -> int:
@@ -505,7 +525,7 @@ def _run(args, say: Progress, done: Callable[[Path], None], fail: Callable[[str]
     with RunStore(args.store) as store:
         try:
             path = export_run(store, args.run_id, args.out, checkpoint=args.checkpoint, merged=args.merged,
-                              zip_=args.zip_, progress=say)
+                              zip_=args.zip_, progress=say, gguf=args.gguf, gguf_adapter=args.gguf_adapter)
         except KeyError as exc:  # no such run
             fail(str(exc.args[0]))
             return 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
+from pathlib import Path
 
 from desktop import export as export_module
 from tests.conftest import ROOT
@@ -22,7 +23,7 @@ def _trained_run(store) -> int:
 
 
 def _fake(mode: str):
-    def argv(run_id, out, checkpoint, merged, zip_, store_path):
+    def argv(run_id, out, checkpoint, fmt, zip_, store_path):
         return [sys.executable, str(FAKE), mode, out]
     return argv
 
@@ -75,3 +76,42 @@ def test_cancel_and_existing_targets(window, qtbot, monkeypatch, tmp_path):
     qtbot.waitUntil(lambda: page.proc is None, timeout=20000)
     assert "cancelled" in page.status.text() and not (tmp_path / "never").exists()
     assert not window.banner.isVisible()
+
+
+def test_format_choice_gives_the_engine_flags_and_a_size_estimate(window, qtbot, monkeypatch, tmp_path):
+    import json
+
+    base, adapter = tmp_path / "base", tmp_path / "adapter"
+    for folder in (base, adapter):
+        folder.mkdir()
+    (base / "config.json").write_text(json.dumps({"dtype": "float32"}))
+    (base / "model.safetensors").write_bytes(b"\0" * 4_000_000)  # 1 M parameters in fp32
+    (adapter / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": str(base)}))
+    (adapter / "adapter_model.safetensors").write_bytes(b"\0" * 20_000)
+    run_id = register_running(window.store, "sized")
+    window.store.add_artifact(run_id, "adapter", adapter, {"step": 2, "stage": "grpo"}, stage="grpo")
+    window.store.update_run(run_id, status="succeeded", finished=time.time())
+    window.controller.refresh()
+    page = window.export
+    page.select_run(run_id)
+    sizes = {}
+    for key, radio in page.format_radios.items():
+        radio.setChecked(True)
+        sizes[key] = page.estimate.text()
+    assert sizes == {"adapter": "About 20.0 KB.", "merged": "About 4.0 MB.", "gguf-f16": "About 2.0 MB.",
+                     "gguf-q8_0": "About 1.1 MB.", "gguf-adapter": "About 2.0 MB."}
+    assert export_module.export_argv(run_id, "/x", "", "gguf-q8_0", False, Path("s.db"))[-2:] == ["--gguf", "q8_0"]
+    assert export_module.export_argv(run_id, "/x", "", "gguf-adapter", True, Path("s.db"))[-2:] == \
+        ["--gguf-adapter", "--zip"]
+    calls = []
+
+    def argv(run_id, out, checkpoint, fmt, zip_, store_path):
+        calls.append(fmt)
+        return [sys.executable, str(FAKE), "ok", out]
+
+    monkeypatch.setattr(export_module, "export_argv", argv)
+    page.out_edit.setText(str(tmp_path / "gguf-export"))
+    page.start()
+    qtbot.waitUntil(lambda: page.proc is None, timeout=20000)
+    assert calls == ["gguf-adapter"] and page.exported == tmp_path / "gguf-export"
+    assert not page.open_button.isHidden()  # "Open folder" (the page itself is not on screen here)
