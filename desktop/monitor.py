@@ -262,8 +262,11 @@ class MonitorPage(QWidget):
             self.charts["tokens"].append(name, x, value)
         elif name.startswith(BY_LEVEL) and name.rsplit("/d", 1)[-1].isdigit():  # accuracy/d3, think_rate/d1
             key, level = name.rsplit("/d", 1)
-            self.charts[key].add_series(name, f"level {level}", width=1.2, color=theme.level_color(int(level)))
-            self.charts[key].append(name, x, value)
+            plot = self.charts[key]
+            if name not in plot.series:  # levels arrive in any order; the legend lists them easy to hard
+                plot.add_series(name, f"level {level}", width=1.2, color=theme.level_color(int(level)))
+                plot.sort_legend(key=lambda n: int(n.rsplit("/d", 1)[1]) if "/d" in n else 0)
+            plot.append(name, x, value)
         else:
             for key, (_, series, _) in CHARTS.items():
                 if name in series:

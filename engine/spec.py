@@ -249,7 +249,8 @@ class GRPOSpec:
             if getattr(self, name) < 1:
                 _err(e, p, name, f"must be at least 1; got {getattr(self, name)}.")
         if not (self.learning_rate >= 0 and math.isfinite(self.learning_rate)):  # 0 trains nothing: a dry run
-            _err(e, p, "learning_rate", f"must be a number >= 0; got {self.learning_rate}. Try 1e-4 with LoRA.")
+            _err(e, p, "learning_rate", f"must be a positive number (or 0 for a dry run that trains "
+                                         f"nothing); got {self.learning_rate}. Try 1e-4 with LoRA.")
         if not self.temperature > 0:
             _err(e, p, "temperature", f"must be positive (sampling needs variety); got {self.temperature}.")
         if not 0 < self.top_p <= 1:

@@ -112,6 +112,14 @@ class LivePlot(pg.PlotWidget):
         self.series[name] = Series()
         self.curves[name] = curve
 
+    def sort_legend(self, key) -> None:
+        """Legend entries in `key` order of their series names (series added as data arrives come in any order)."""
+        if self.legend is None:
+            return
+        self.legend.clear()
+        for name in sorted(self.curves, key=key):
+            self.legend.addItem(self.curves[name], self.curves[name].name())
+
     def append(self, name: str, x: float, y: float) -> None:
         if not math.isfinite(y):
             return

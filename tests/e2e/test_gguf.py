@@ -87,7 +87,9 @@ def test_gguf_of_a_trained_run_gives_ponders_evaluation(store, tmp_path):
     assert_same_greedy(paired["completions"], pairs, prompts, merged, tokenizer)
     quantised = gguf_client({**request, "model": str(q8 / "q8-q8_0.gguf")}, tmp_path)
     # the random tiny model answers nothing, so this compares None with None; the bundled test below does better
-    assert [_answer(c) for c in quantised["completions"]] == [_answer(w) for w in want]
+    # q8_0 rounds every weight to 8 bits: measured on the untrained base, it flips one close call in three
+    # ("100 - 37": 43 for 63, both written by the base model); a split is allowed only at such a near tie
+    assert_same_greedy(quantised["completions"], pairs, prompts, model, tokenizer, gap=0.5, max_splits=1)
 
 
 @pytest.fixture(scope="module")
@@ -147,7 +149,9 @@ def test_bundled_tokenizer_chat_template_and_q8_answers_in_llama_cpp(bundled_exp
     assert got["chat_completions"] == ["<think>\n" + got["completions"][0], got["completions"][3]]
     quantised = gguf_client({"model": str(files["q8"] / "q8-q8_0.gguf"), "prompts": prompts,
                              "max_new_tokens": 48}, tmp_path)
-    assert [_answer(c) for c in quantised["completions"]] == [_answer(w) for w in want]
+    # q8_0 rounds every weight to 8 bits: measured on the untrained base, it flips one close call in three
+    # ("100 - 37": 43 for 63, both written by the base model); a split is allowed only at such a near tie
+    assert_same_greedy(quantised["completions"], pairs, prompts, model, tokenizer, gap=0.5, max_splits=1)
     assert any(_answer(w) for w in want)  # the bundled model does answer in the format
     paired = gguf_client({"model": str(files["lora"] / "lora-base-f16.gguf"),
                           "lora": str(files["lora"] / "lora-lora.gguf"), "prompts": prompts,
