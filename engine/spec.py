@@ -214,17 +214,16 @@ class RewardSpec:
                 _err(e, p, f"weights.{name}", f"no reward component named {name!r}.{hint}")
             elif not (isinstance(weight, int | float) and math.isfinite(weight)):
                 _err(e, p, f"weights.{name}", f"must be a finite number; got {weight!r}.")
-        from engine.rewards import COMPONENT_PARAMS
+        from engine.rewards import build_component
 
         for name, constants in self.params.items():
             if name not in known:
                 _err(e, p, f"params.{name}", f"no reward component named {name!r}.")
-            elif name in COMPONENT_PARAMS:
-                for constant in constants:
-                    if constant not in COMPONENT_PARAMS[name]:
-                        valid = ", ".join(COMPONENT_PARAMS[name]) or "none"
-                        _err(e, p, f"params.{name}.{constant}",
-                             f"{name} has no constant {constant!r}; its constants: {valid}.")
+            elif name in REGISTRY:
+                try:  # the component's own checks (known constants, their ranges), now rather than at step 1
+                    build_component(name, constants)
+                except (ValueError, TypeError) as exc:
+                    _err(e, p, f"params.{name}", f"{exc}.")
         if self.preset in PRESETS and not self.custom_file:
             merged = PRESETS[self.preset].weights(self.weights)
             if merged and not any(isinstance(w, int | float) and w != 0 for w in merged.values()):
@@ -502,7 +501,8 @@ class RunSpec:
                                            f"{g.num_generations}); got {self.data.train_size}, so no step would run.")
         numbers = _number_problems(self, "")
         flagged = {n.field for n in numbers}
-        return numbers + [x for x in e if x.field not in flagged]  # a NaN field gets one message, not two
+        # a NaN field gets one message, not a second one from a check of it (or of its table)
+        return numbers + [x for x in e if not any(f == x.field or f.startswith(f"{x.field}.") for f in flagged)]
 
     def _preset_weight(self, name: str) -> float:
         from engine.rewards.presets import PRESETS
