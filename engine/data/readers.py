@@ -68,11 +68,17 @@ def packed_problem(head: bytes) -> str | None:
     """Why a file whose first bytes are `head` is not a text data file: compressed, an archive or
     UTF-16 text (None for anything else, including Parquet)."""
     for magic, what, unpack in _PACKED:
-        if head.startswith(magic) and (magic != b"BZh" or head[4:10] == b"1AY&SY"):
+        if head.startswith(magic) and _PACKED_MORE.get(magic, lambda h: True)(head):
             return f"the file is {what}, not text; unpack it first ({unpack}) and pick the unpacked file"
-    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+    le, be = head.startswith(b"\xff\xfe") and head[3:4] == b"\x00", head.startswith(b"\xfe\xff") and head[2:3] == b"\x00"
+    if le or be:  # a BOM, then ASCII as two bytes each
         return "the file is UTF-16 text; save it as UTF-8"
     return None
+
+
+# header bytes after the magic that a real file has (so a text line that happens to start alike is text)
+_PACKED_MORE = {b"\x1f\x8b": lambda h: h[2:3] == b"\x08" and h[3:4] < b"\x20",  # deflate, no reserved flags
+                b"BZh": lambda h: h[4:10] == b"1AY&SY"}
 
 
 def duplicate_names(names: list[str]) -> str | None:
