@@ -127,12 +127,13 @@ def checked(func: Callable, timeout_s: float | None = 30) -> Callable:
                 raise
             what = f"called sys.exit({e.code!r})" if isinstance(e, SystemExit) else f"raised {type(e).__name__}: {e}"
             raise RewardError(f"reward function {name!r} {what} on {batch()}") from e
+        values = _validate(values, n, name, batch)
         changed = [k for k, v in copies.items() if isinstance(v, _DATA_TYPES) and not _same(v, given[k])]
         if changed:
             raise RewardError(f"reward function {name!r} changed its {', '.join(changed)} argument"
                               f"{'s' * (len(changed) != 1)} in place on {batch()}; a reward function must "
                               "only read its inputs (copy them first to change them)")
-        return _validate(values, n, name, batch)
+        return values
 
     wrapper.__name__ = name
     return wrapper
