@@ -63,7 +63,8 @@ def _number_problems(value: Any, path: str) -> list[SpecError]:
     constants, difficulty weights): a float is finite (NaN and inf pass checks written as
     `not x > 0`, then fail or train wrongly later), a whole number fits in the run store."""
     if is_dataclass(value):
-        return [e for f in fields(value) for e in _number_problems(getattr(value, f.name), f"{path}{f.name}.")]
+        return [e for f in fields(value)
+                for e in _number_problems(getattr(value, f.name), f"{path}{f.name}.")]
     if isinstance(value, dict):
         return [e for k, v in value.items() for e in _number_problems(v, f"{path}{k}.")]
     if isinstance(value, list):
@@ -72,7 +73,8 @@ def _number_problems(value: Any, path: str) -> list[SpecError]:
     if isinstance(value, float) and not math.isfinite(value):
         return [SpecError(name, f"must be a finite number; got {value}.")]
     if isinstance(value, int) and not isinstance(value, bool) and not -INT_MAX - 1 <= value <= INT_MAX:
-        return [SpecError(name, f"is too large: the run store holds whole numbers up to {INT_MAX}; got {value}.")]
+        return [SpecError(name, f"is too large: the run store holds whole numbers up to {INT_MAX}; "
+                                f"got {value}.")]
     return []
 
 
@@ -502,7 +504,8 @@ class RunSpec:
         numbers = _number_problems(self, "")
         flagged = {n.field for n in numbers}
         # a NaN field gets one message, not a second one from a check of it (or of its table)
-        return numbers + [x for x in e if not any(f == x.field or f.startswith(f"{x.field}.") for f in flagged)]
+        return numbers + [x for x in e
+                          if not any(f == x.field or f.startswith(f"{x.field}.") for f in flagged)]
 
     def _preset_weight(self, name: str) -> float:
         from engine.rewards.presets import PRESETS

@@ -61,7 +61,8 @@ def path_problem(path: Path, *, allow_dir: bool = True) -> str | None:
 # first bytes -> (format, how to unpack it); such files are not text, whatever their name says
 _PACKED = ((b"\x1f\x8b", "gzip-compressed", "gunzip FILE"), (b"PK\x03\x04", "a zip archive", "unzip FILE"),
            (b"BZh", "bzip2-compressed", "bunzip2 FILE"), (b"\xfd7zXZ\x00", "xz-compressed", "unxz FILE"),
-           (b"\x28\xb5\x2f\xfd", "zstd-compressed", "unzstd FILE"), (b"7z\xbc\xaf\x27\x1c", "a 7z archive", "7z x FILE"))
+           (b"\x28\xb5\x2f\xfd", "zstd-compressed", "unzstd FILE"),
+           (b"7z\xbc\xaf\x27\x1c", "a 7z archive", "7z x FILE"))
 
 
 def packed_problem(head: bytes) -> str | None:
@@ -70,8 +71,9 @@ def packed_problem(head: bytes) -> str | None:
     for magic, what, unpack in _PACKED:
         if head.startswith(magic) and _PACKED_MORE.get(magic, lambda h: True)(head):
             return f"the file is {what}, not text; unpack it first ({unpack}) and pick the unpacked file"
-    le, be = head.startswith(b"\xff\xfe") and head[3:4] == b"\x00", head.startswith(b"\xfe\xff") and head[2:3] == b"\x00"
-    if le or be:  # a BOM, then ASCII as two bytes each
+    little = head.startswith(b"\xff\xfe") and head[3:4] == b"\x00"  # a BOM, then ASCII as two bytes each
+    big = head.startswith(b"\xfe\xff") and head[2:3] == b"\x00"
+    if little or big:
         return "the file is UTF-16 text; save it as UTF-8"
     return None
 
@@ -322,13 +324,13 @@ def _csv_loop(reader: Any, header: list[str], bad_lines: dict[int, str], physica
         if problem:
             yield number, None, problem
         elif lines.stop > len(physical) and _unclosed_quote(physical, lines.start, lines.stop - 1, delimiter):
-            raise FileProblem(f"line {lines.start}: a quoted field opened on this line is never closed, so every line "
-                              f"after it (to line {lines.stop - 1}, the end of the file) was read as part of it; "
-                              'add the closing quote (a quote inside a field is written "")')
+            raise FileProblem(f"line {lines.start}: a quoted field opened on this line is never closed, so "
+                              f"every line after it (to line {lines.stop - 1}, the end of the file) was read "
+                              'as part of it; add the closing quote (a quote inside a field is written "")')
         elif len(fields) != len(header) and len(lines) > 1:
-            yield number, None, (f"lines {lines.start}-{lines.stop - 1} read as one row of {len(fields)} fields (the "
-                                 f"header has {len(header)}): a quote opened on line {lines.start} is probably "
-                                 "not closed where it should be")
+            yield number, None, (f"lines {lines.start}-{lines.stop - 1} read as one row of {len(fields)} "
+                                 f"fields (the header has {len(header)}): a quote opened on line "
+                                 f"{lines.start} is probably not closed where it should be")
         elif len(fields) != len(header):
             yield number, None, f"row has {len(fields)} fields but the header has {len(header)}"
         else:

@@ -98,8 +98,8 @@ def _line_in(error: BaseException, path: Path) -> int | None:
 def checked(func: Callable, timeout_s: float | None = 30) -> Callable:
     """`func` guarded: an exception (any BaseException but KeyboardInterrupt), a NaN/inf, a
     non-number, a value count other than the number of completions passed in, or a change to its
-    inputs (it is given copies) raises RewardError naming the function and the batch; None values pass (TRL leaves the
-    function out for that completion). With `timeout_s`, the call runs in a daemon worker
+    inputs (it is given copies) raises RewardError naming the function and the batch; None
+    values pass (TRL leaves the function out for that completion). With `timeout_s`, the call runs in a daemon worker
     thread; if it has not returned in time RewardError says so and the thread is abandoned:
     Python cannot stop a thread, so it runs on in the background until the function returns
     (a daemon thread does not keep the process alive).
@@ -125,7 +125,8 @@ def checked(func: Callable, timeout_s: float | None = 30) -> Callable:
         except BaseException as e:  # noqa: BLE001 - sys.exit() or any BaseException in user code ends no run
             if isinstance(e, KeyboardInterrupt):
                 raise
-            what = f"called sys.exit({e.code!r})" if isinstance(e, SystemExit) else f"raised {type(e).__name__}: {e}"
+            what = (f"called sys.exit({e.code!r})" if isinstance(e, SystemExit)
+                    else f"raised {type(e).__name__}: {e}")
             raise RewardError(f"reward function {name!r} {what} on {batch()}") from e
         values = _validate(values, n, name, batch)
         changed = [k for k, v in copies.items() if isinstance(v, _DATA_TYPES) and not _same(v, given[k])]
