@@ -67,3 +67,11 @@ def test_enough_data_passes(tmp_path):
 
     check_data(load_spec(SPECS / "smoke.toml").replace(**{"data.source": _file(tmp_path, 2, 1),
                                                           "stages": ["grpo", "eval"]}))
+
+
+def test_preflight_reports_too_little_data_as_an_error(tmp_path):
+    from engine.preflight import check
+
+    spec = load_spec(SPECS / "smoke.toml").replace(**{"data.source": _file(tmp_path, 1, 3)})
+    errors = {f.field: f.message for f in check(spec) if f.level == "error"}
+    assert "too little data" in errors["data.source"] and "1 train row" in errors["data.source"], errors
