@@ -21,6 +21,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from engine.data.readers import duplicate_names, packed_problem, path_problem
+
 PREVIEW_ROWS = 20
 
 
@@ -38,7 +40,7 @@ def preview(path: Path, n: int = PREVIEW_ROWS) -> tuple[list[str], list[dict[str
     suffix = path.suffix.lower()
     rows: list[dict[str, Any]] = []
     if suffix in (".jsonl", ".ndjson"):
-        with open(path, encoding="utf-8") as f:
+        with open(path, encoding="utf-8-sig") as f:
             for line in f:
                 if line.strip():
                     obj = json.loads(line)
@@ -46,13 +48,16 @@ def preview(path: Path, n: int = PREVIEW_ROWS) -> tuple[list[str], list[dict[str
                 if len(rows) >= n:
                     break
     elif suffix == ".json":
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8-sig"))
         if isinstance(data, dict):  # {"data": [...]} or {"train": [...]}: the first list of rows
             data = next((v for v in data.values() if isinstance(v, list)), [data])
         rows = [r if isinstance(r, dict) else {"value": r} for r in data[:n]]
     elif suffix in (".csv", ".tsv"):
-        with open(path, encoding="utf-8", newline="") as f:
+        with open(path, encoding="utf-8-sig", newline="") as f:
             reader = csv.DictReader(f, delimiter="\t" if suffix == ".tsv" else ",")
+            problem = duplicate_names([h.strip() for h in reader.fieldnames or []])
+            if problem:  # the engine refuses such a file too; DictReader would keep one of the columns
+                raise csv.Error(problem)
             for row in reader:
                 rows.append(row)
                 if len(rows) >= n:
@@ -85,8 +90,14 @@ def _engine_report(path: Path, args: argparse.Namespace) -> dict[str, Any] | Non
 
 def check(path: Path, args: argparse.Namespace) -> dict[str, Any]:
     out: dict[str, Any] = {"columns": [], "rows": [], "report": None, "error": None}
-    if not path.exists():
-        out["error"] = f"no such file or folder: {path}"
+    problem = path_problem(path)  # the engine's rule: only a regular file or a folder is opened
+    if problem is None and path.is_file():
+        with path.open("rb") as f:
+            problem = packed_problem(f.read(16))
+    if problem == "no such file or folder":
+        problem = f"no such file or folder: {path}"
+    if problem is not None:
+        out["error"] = problem if problem.startswith("no such") else f"{path.name}: {problem}"
         return out
     try:
         columns, rows = preview(path)

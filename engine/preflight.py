@@ -46,6 +46,9 @@ def check(spec: RunSpec | dict[str, Any], *, generate_if_no_traces: bool = True)
         info = _model_info(spec)
     except Exception as exc:  # noqa: BLE001 - any failure to read the model is the finding
         return out + [Finding("error", "model.source", f"{type(exc).__name__}: {exc}")]
+    data = _data_counts(spec)
+    if data:  # the checks below read the data too
+        return out + data
     out += _lengths_and_targets(spec, info)
     out += _memory(spec, info)
     out += _rewards_on_references(spec, info, generate_if_no_traces)
@@ -73,6 +76,17 @@ def _model_info(spec: RunSpec) -> dict[str, Any]:
             "module_names": set(modules), "linear": linear, "tokenizer": load_tokenizer(folder)}
 
 
+def _data_counts(spec: RunSpec) -> list[Finding]:
+    from engine.data import DataError
+    from engine.stages import check_data
+
+    try:
+        check_data(spec)
+    except DataError as exc:
+        return [Finding("error", "data.source", str(exc))]
+    return []
+
+
 def _lengths_and_targets(spec: RunSpec, info: dict[str, Any]) -> list[Finding]:
     out = []
     lora = spec.model.lora
@@ -83,20 +97,20 @@ def _lengths_and_targets(spec: RunSpec, info: dict[str, Any]) -> list[Finding]:
             out.append(Finding("error", "model.lora.target_modules",
                                f"the model has no modules named {', '.join(missing)}; its linear layers are "
                                f"{', '.join(linear_names)}."))
+    from engine.data import load_examples
+    from engine.prompts import render_prompt
+
+    try:
+        examples = load_examples(spec.data.source, n=min(spec.data.train_size, SAMPLE), seed=spec.data.seed,
+                                 difficulty_mix=spec.data.mix(), columns=spec.data.columns(), min_rows=1)
+    except Exception as exc:  # noqa: BLE001
+        return out + [Finding("error", "data.source", str(exc))]
+    mode = spec.rewards.resolved_prompt_mode()
+    longest = max(len(info["tokenizer"](render_prompt(ex["question"], info["tokenizer"], mode),
+                                        add_special_tokens=False)["input_ids"]) for ex in examples)
+    info["prompt_tokens"] = longest  # measured on the data, so the memory estimate need not guess
     context = getattr(info["config"], "max_position_embeddings", None)
     if context:
-        from engine.data import load_examples
-        from engine.prompts import render_prompt
-
-        try:
-            examples = load_examples(spec.data.source, n=min(spec.data.train_size, SAMPLE), seed=spec.data.seed,
-                                     difficulty_mix=spec.data.mix(), columns=spec.data.columns())
-        except Exception as exc:  # noqa: BLE001
-            return out + [Finding("error", "data.source", str(exc))]
-        mode = spec.rewards.resolved_prompt_mode()
-        longest = max(len(info["tokenizer"](render_prompt(ex["question"], info["tokenizer"], mode),
-                                            add_special_tokens=False)["input_ids"]) for ex in examples)
-        info["prompt_tokens"] = longest
         if "grpo" in spec.stages and longest + spec.grpo.max_completion_length > context:
             out.append(Finding("error", "grpo.max_completion_length",
                                f"prompts of up to {longest} tokens plus {spec.grpo.max_completion_length} completion "
@@ -116,7 +130,7 @@ def estimate_memory_gb(spec: RunSpec, info: dict[str, Any], batch: int | None = 
     bytes_ = 2 if choose_placement(spec.model.device, spec.model.dtype).dtype_name != "float32" else 4
     batch = batch or spec.grpo.batch_size
     completion = completion or spec.grpo.max_completion_length
-    seq = info.get("prompt_tokens", 128) + completion
+    seq = info["prompt_tokens"] + completion  # measured by _lengths_and_targets
     hidden, layers = cfg.hidden_size, cfg.num_hidden_layers
     vocab = getattr(cfg, "vocab_size", 32000)
     weights = info["params"] * bytes_
@@ -149,8 +163,21 @@ def available_memory_gb(spec: RunSpec) -> tuple[float, str]:
     return psutil.virtual_memory().available / 2**30, "free RAM"
 
 
+def _largest(fits, lo: int, hi: int) -> int:
+    """The largest x in [lo, hi] with fits(x) (fits is monotone: true up to a point), or lo - 1."""
+    if hi < lo or not fits(lo):
+        return lo - 1
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        lo, hi = (mid, hi) if fits(mid) else (lo, mid - 1)
+    return lo
+
+
 def _memory(spec: RunSpec, info: dict[str, Any]) -> list[Finding]:
-    if "grpo" not in spec.stages:
+    """The estimate for the spec's own batch (num_generations completions per prompt) and completion
+    length, against the memory there is; when it does not fit, the largest settings that do, solved
+    from the same estimate. Over twice the memory there is, it is an error: the run would only fail later."""
+    if "grpo" not in spec.stages or "prompt_tokens" not in info:
         return []
     need = estimate_memory_gb(spec, info)
     have, what = available_memory_gb(spec)
@@ -159,22 +186,25 @@ def _memory(spec: RunSpec, info: dict[str, Any]) -> list[Finding]:
         return [Finding("info", "grpo.batch_size", text + ".")]
     g = spec.grpo
     options = []
-    batch = g.batch_size
-    while batch > g.num_generations:
-        batch = max(g.num_generations, (batch // 2) // g.num_generations * g.num_generations)
-        if estimate_memory_gb(spec, info, batch=batch) <= have:
-            options.append(f"grpo.batch_size = {batch}")
-            break
-    completion = g.max_completion_length
-    while completion > 16:
-        completion //= 2
-        if estimate_memory_gb(spec, info, completion=completion) <= have:
-            options.append(f"grpo.max_completion_length = {completion}")
-            break
+    groups = _largest(lambda k: estimate_memory_gb(spec, info, batch=k * g.num_generations) <= have,
+                      1, g.batch_size // g.num_generations - 1)
+    if groups >= 1:
+        options.append(f"grpo.batch_size = {groups * g.num_generations} (at most {groups} prompt"
+                       f"{'s' * (groups != 1)} x {g.num_generations} generations per step)")
+    elif (pairs := _largest(lambda n: estimate_memory_gb(spec, info, batch=n) <= have, 2,
+                            g.num_generations - 1)) >= 2:
+        options.append(f"grpo.num_generations = grpo.batch_size = {pairs} (one prompt per step: even one group of "
+                       f"{g.num_generations} does not fit)")
+    length = _largest(lambda n: estimate_memory_gb(spec, info, completion=n) <= have, 1,
+                      g.max_completion_length - 1)
+    if length >= 1:
+        options.append(f"grpo.max_completion_length = {length} (the most that fits)")
     if not spec.grpo.gradient_checkpointing:
         options.append("grpo.gradient_checkpointing = true")
     hint = "; would fit: " + " or ".join(options) if options else "; choose a smaller model"
-    return [Finding("warning", "grpo.batch_size", f"{text}: it will probably not fit{hint}.")]
+    level = "error" if need > 2 * have else "warning"
+    return [Finding(level, "grpo.batch_size", f"{text}: it will {'not' if level == 'error' else 'probably not'} "
+                                               f"fit{hint}.")]
 
 
 # ---- rewards on reference traces ------------------------------------------------------------------------

@@ -54,6 +54,30 @@ def _err(errors: list[SpecError], prefix: str, name: str, message: str) -> None:
     errors.append(SpecError(f"{prefix}{name}", message))
 
 
+INT_MAX = 2**63 - 1  # the run store (SQLite) holds whole numbers up to this; steps and counts are stored
+SEED_MAX = 2**32 - 1  # seeds go to NumPy's generator, which takes 0 .. 2**32 - 1
+
+
+def _number_problems(value: Any, path: str) -> list[SpecError]:
+    """The one rule every number of a spec obeys, nested tables included (reward weights and
+    constants, difficulty weights): a float is finite (NaN and inf pass checks written as
+    `not x > 0`, then fail or train wrongly later), a whole number fits in the run store."""
+    if is_dataclass(value):
+        return [e for f in fields(value)
+                for e in _number_problems(getattr(value, f.name), f"{path}{f.name}.")]
+    if isinstance(value, dict):
+        return [e for k, v in value.items() for e in _number_problems(v, f"{path}{k}.")]
+    if isinstance(value, list):
+        return [e for i, v in enumerate(value) for e in _number_problems(v, f"{path}{i}.")]
+    name = path.rstrip(".")
+    if isinstance(value, float) and not math.isfinite(value):
+        return [SpecError(name, f"must be a finite number; got {value}.")]
+    if isinstance(value, int) and not isinstance(value, bool) and not -INT_MAX - 1 <= value <= INT_MAX:
+        return [SpecError(name, f"is too large: the run store holds whole numbers up to {INT_MAX}; "
+                                f"got {value}.")]
+    return []
+
+
 @dataclass(kw_only=True)
 class LoraSpec:
     enabled: bool = True  # False = full fine-tuning (needs far more memory)
@@ -134,12 +158,23 @@ class DataSpec:
                 _err(e, p, "source", f"unknown built-in task {self.source[8:]!r}; available: {', '.join(TASKS)}.")
         elif not self.source.strip():
             _err(e, p, "source", "choose a built-in task or a data file.")
-        elif not Path(self.source).expanduser().exists():
-            _err(e, p, "source", f"no such file or folder: {self.source}.")
+        else:
+            from engine.data.readers import path_problem
+
+            problem = path_problem(Path(self.source).expanduser())
+            if problem:
+                _err(e, p, "source", f"{self.source}: {problem}.")
         if self.train_size < 1:
             _err(e, p, "train_size", f"needs at least 1 training example; got {self.train_size}.")
         if self.eval_size < 0:
             _err(e, p, "eval_size", f"cannot be negative; got {self.eval_size}.")
+        _seed_problem(e, p, "seed", self.seed)
+        roles = {}
+        for role, column in self.columns().items():
+            if column in roles:
+                _err(e, p, role, f"column {column!r} is already mapped to {roles[column]}; each role needs its "
+                                 "own column (the answer must not be read from the question).")
+            roles.setdefault(column, role)
         for level, weight in self.difficulty_mix.items():
             if not (str(level).isdigit() and 1 <= int(level) <= 5):
                 _err(e, p, f"difficulty_mix.{level}", "difficulty levels are 1 to 5.")
@@ -149,6 +184,11 @@ class DataSpec:
                                            if isinstance(v, int | float) and v > 0):
             _err(e, p, "difficulty_mix", "at least one level needs a positive weight.")
         return e
+
+
+def _seed_problem(e: list[SpecError], p: str, name: str, seed: int) -> None:
+    if not 0 <= seed <= SEED_MAX:
+        _err(e, p, name, f"must be between 0 and {SEED_MAX} (the range NumPy's generator takes); got {seed}.")
 
 
 @dataclass(kw_only=True)
@@ -176,16 +216,32 @@ class RewardSpec:
                 _err(e, p, f"weights.{name}", f"no reward component named {name!r}.{hint}")
             elif not (isinstance(weight, int | float) and math.isfinite(weight)):
                 _err(e, p, f"weights.{name}", f"must be a finite number; got {weight!r}.")
-        for name in self.params:
+        from engine.rewards import build_component
+
+        for name, constants in self.params.items():
             if name not in known:
                 _err(e, p, f"params.{name}", f"no reward component named {name!r}.")
+            elif name in REGISTRY:
+                try:  # the component's own checks (known constants, their ranges), now rather than at step 1
+                    build_component(name, constants)
+                except (ValueError, TypeError) as exc:
+                    _err(e, p, f"params.{name}", f"{exc}.")
+        if self.preset in PRESETS and not self.custom_file:
+            merged = PRESETS[self.preset].weights(self.weights)
+            if merged and not any(isinstance(w, int | float) and w != 0 for w in merged.values()):
+                _err(e, p, "weights", "every reward component has weight 0, so every completion would score "
+                                      "the same and GRPO would learn nothing; give one a non-zero weight.")
         if not (self.custom_timeout_s > 0 and math.isfinite(self.custom_timeout_s)):
             _err(e, p, "custom_timeout_s",
                  f"must be a positive number of seconds; got {self.custom_timeout_s}.")
         if self.preset == "custom" and not self.custom_file:
             _err(e, p, "custom_file", "the custom preset needs a Python file of reward functions.")
-        if self.custom_file and not Path(self.custom_file).expanduser().is_file():
-            _err(e, p, "custom_file", f"no such file: {self.custom_file}.")
+        if self.custom_file:
+            from engine.data.readers import path_problem
+
+            problem = path_problem(Path(self.custom_file).expanduser(), allow_dir=False)
+            if problem:
+                _err(e, p, "custom_file", f"{self.custom_file}: {problem}.")
         if self.prompt_mode not in PROMPT_MODES:
             _err(e, p, "prompt_mode", f"must be one of think, ellipsis, budget (or empty for the preset's); "
                                       f"got {self.prompt_mode!r}.")
@@ -264,6 +320,13 @@ class GRPOSpec:
         if self.traces_per_step < 0:
             _err(e, p, "traces_per_step", f"cannot be negative (0 stores all); got {self.traces_per_step}.")
         return e
+
+
+def grpo_prompts_per_step(g: GRPOSpec) -> int:
+    """Distinct prompts one GRPO optimizer step draws on one process: TRL's sampler takes
+    batch_size * gradient_accumulation_steps completions per generation round, in groups of
+    num_generations, and drops a last round that is not full, so fewer prompts train nothing."""
+    return max(1, g.batch_size * g.gradient_accumulation_steps // max(1, g.num_generations))
 
 
 TEACHER_PROMPT = ("Rewrite this reasoning as a terse sketch: keep every equation and key fact, drop "
@@ -431,7 +494,18 @@ class RunSpec:
                                               "on or leave sft out.")
         if "eval" in self.stages and self.data.eval_size < 1:
             _err(e, "", "data.eval_size", "the eval stage needs held-out examples; set eval_size to at least 1.")
-        return e
+        _seed_problem(e, "", "seed", self.seed)
+        g = self.grpo
+        if "grpo" in self.stages and g.num_generations >= 1 and self.data.train_size < grpo_prompts_per_step(g):
+            _err(e, "", "data.train_size", f"one GRPO step takes {grpo_prompts_per_step(g)} prompts (batch_size "
+                                           f"{g.batch_size} x gradient_accumulation_steps "
+                                           f"{g.gradient_accumulation_steps} / num_generations "
+                                           f"{g.num_generations}); got {self.data.train_size}, so no step would run.")
+        numbers = _number_problems(self, "")
+        flagged = {n.field for n in numbers}
+        # a NaN field gets one message, not a second one from a check of it (or of its table)
+        return numbers + [x for x in e
+                          if not any(f == x.field or f.startswith(f"{x.field}.") for f in flagged)]
 
     def _preset_weight(self, name: str) -> float:
         from engine.rewards.presets import PRESETS
@@ -533,10 +607,23 @@ def _absolute_paths(data: dict[str, Any], spec_dir: Path) -> None:
                 break
 
 
+def _read_spec_text(path: Path) -> str:
+    """The spec file's text (a UTF-8 BOM, as some Windows editors write, is dropped). Only a regular
+    file is read: a FIFO or a device would block or never end."""
+    from engine.data.readers import path_problem
+
+    problem = path_problem(path, allow_dir=False)
+    if problem == "no such file or folder":
+        raise FileNotFoundError(path)
+    if problem:
+        raise SpecInvalid([SpecError("spec", f"{path}: {problem}")])
+    return path.read_text(encoding="utf-8-sig")
+
+
 def load_spec(path: str | Path) -> RunSpec:
     path = Path(path)
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        data = tomllib.loads(_read_spec_text(path))
     except FileNotFoundError:
         raise SpecInvalid([SpecError("spec", f"no such file: {path}")]) from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:

@@ -127,6 +127,10 @@ def run_worker(run_dir: Path, store: RunStore, resume: bool = False) -> int:
         done = {s["stage"] for s in store.stages(run_id) if s["status"] in ("succeeded", "skipped")} if resume else set()
         if resume:
             restore_outputs(ctx)
+        else:
+            from engine.stages import check_data
+
+            check_data(spec)  # too little data fails here, before any stage trains
         status = "succeeded"
         for stage in spec.stages:
             if stage in done:

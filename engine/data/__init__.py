@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from engine.data import arithmetic, countdown, word_problems
-from engine.data.base import DataError, check_split, row_id, split_of
+from engine.data.base import EVAL_EVERY, DataError, check_split, row_id, split_of
 from engine.data.countdown import verify_countdown
 
 __all__ = ["TASKS", "TASK_INFO", "DataError", "load_examples", "split_of", "verify_countdown"]
@@ -65,12 +65,17 @@ def load_examples(
     split: str = "train",
     difficulty_mix: dict[int, float] | None = None,
     columns: dict[str, str] | None = None,
+    min_rows: int = 0,
+    needed_for: str = "",
 ) -> list[dict]:
     """n rows of `split` from "builtin:<task>" or a user file/folder.
 
     Built-ins are deterministic for (seed, split, n, difficulty_mix), and the rows for a
     smaller n are a prefix of those for a larger one. User files return at most n rows
     (fewer when the file has fewer in this split), shuffled by seed.
+    With `min_rows`, fewer rows than that raise DataError with the counts (rows in the file,
+    kept, in each split) and `needed_for` (what needs them, e.g. "one GRPO step"): a stage must
+    not train on nothing and report success.
     """
     check_split(split)
     if n < 0:
@@ -79,8 +84,16 @@ def load_examples(
         task = source.removeprefix("builtin:")
         if task not in TASKS:
             raise DataError(f"unknown built-in task {task!r}; choose one of {', '.join(TASKS)}.")
-        return _builtin(task, n=n, seed=seed, split=split, difficulty_mix=difficulty_mix)
-    return _from_file(source, n=n, seed=seed, split=split, difficulty_mix=difficulty_mix, columns=columns)
+        rows = _builtin(task, n=n, seed=seed, split=split, difficulty_mix=difficulty_mix)
+        counts = f"{n} were asked for"
+    else:
+        rows, counts = _from_file(source, n=n, seed=seed, split=split, difficulty_mix=difficulty_mix,
+                                  columns=columns)
+    if len(rows) < min_rows:
+        need = f"{needed_for or 'this'} needs at least {min_rows}"
+        raise DataError(f"too little data: {source} gives {len(rows)} {split} row{'s' * (len(rows) != 1)} "
+                        f"({counts}); {need}. Add rows, or ask for less per step.")
+    return rows
 
 
 def _weights(task: str, levels: tuple[int, ...], mix: dict[int, float] | None) -> dict[int, float]:
@@ -147,7 +160,8 @@ def _from_file(
     split: str,
     difficulty_mix: dict[int, float] | None,
     columns: dict[str, str] | None,
-) -> list[dict]:
+) -> tuple[list[dict], str]:
+    """The rows, and their counts in words (for a too-little-data message)."""
     from engine.data.files import validate_file
 
     columns = dict(columns or {})
@@ -164,12 +178,19 @@ def _from_file(
     if not report.ok:
         raise DataError(report.format())
     rows = [row for row in report.kept if split_of(row["question"]) == split]
+    in_split = len(rows)
     random.Random(f"ponder/file/{seed}").shuffle(rows)
     if difficulty_mix is not None:
         rows = _apply_mix(rows, n, _weights("this data set", (0, 1, 2, 3, 4, 5), difficulty_mix))
     if len(rows) < n:
         log.warning("%s has %d usable %s rows; %d were asked for", source, len(rows), split, n)
-    return rows[:n]
+    other = "eval" if split == "train" else "train"
+    counts = (f"the file has {report.total_rows} rows, {len(report.kept)} usable ({len(report.dropped)} dropped): "
+              f"{in_split} in the {split} split, {len(report.kept) - in_split} in the {other} split "
+              f"(one question in {EVAL_EVERY} is held out for eval)")
+    if difficulty_mix is not None:
+        counts += f", {len(rows)} left after the difficulty mix"
+    return rows[:n], counts
 
 
 def _apply_mix(rows: list[dict], n: int, weights: dict[int, float]) -> list[dict]:

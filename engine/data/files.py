@@ -3,7 +3,8 @@
 validate_file never raises for a bad file: every problem becomes a dropped row (row number,
 reason) or the report's `fatal` message. Answers are normalised: GSM8K "#### 1,234" -> "1234"
 (the text before #### becomes the reasoning when no reasoning column is mapped),
-"\\boxed{42}" -> "42", "\\frac{3}{4}" -> "3/4", 42.0 -> "42".
+"\\boxed{42}" -> "42", "\\frac{3}{4}" -> "3/4", 42.0 -> "42"; invisible format characters (bidi
+marks, zero-width spaces) are dropped. Each role (question, answer, ...) needs its own column.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 from engine.data.base import row_id
 from engine.data.readers import ROW_LABELS, FileProblem, open_records
 from engine.data.sketch import to_sketch
+from engine.rewards.parsing import strip_format_chars
 
 MAX_FIELD_CHARS = 20_000
 MAX_ANSWER_CHARS = 200
@@ -114,7 +116,7 @@ def normalize_answer(value: Any) -> tuple[str, str | None]:
         if not math.isfinite(value):
             raise _Drop(f"unparseable answer: {value}")
         return (str(int(value)) if value.is_integer() else repr(value)), None
-    text, rationale = value.strip(), None
+    text, rationale = strip_format_chars(value).strip(), None  # bidi marks, zero-width spaces: invisible
     if not text:
         raise _Drop("empty answer")
     if "####" in text:
@@ -207,6 +209,13 @@ def validate_file(
     columns = {"question": question, "answer": answer}
     columns |= {k: v for k, v in (("reasoning", reasoning), ("difficulty", difficulty)) if v}
     report = Report(path=str(path))
+    roles: dict[str, str] = {}
+    for role, column in columns.items():
+        if column in roles:
+            report.fatal = (f"column {column!r} is mapped to both {roles[column]} and {role}; "
+                            "each role needs its own column")
+            return report
+        roles[column] = role
     seen_keys: dict[str, None] = {}
     ids: Counter[str] = Counter()
     try:

@@ -9,9 +9,13 @@ rows); CSV counts data rows from 1 (the header is not a row); JSON arrays, Parqu
 from __future__ import annotations
 
 import csv
+import errno
 import io
 import json
+import os
+import stat
 import sys
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +27,95 @@ _SAVED_DATASET_MARKERS = ("dataset_dict.json", "state.json", "dataset_info.json"
 
 class FileProblem(Exception):
     """The file as a whole cannot be read; the message says why, in the user's terms."""
+
+
+_SPECIAL = ((stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISCHR, "a character device"),
+            (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+
+
+def path_problem(path: Path, *, allow_dir: bool = True) -> str | None:
+    """Why `path` cannot be opened as a data file (None when it can), found with stat() alone,
+    before anything is opened: only a regular file (or, with allow_dir, a folder) is read, since
+    opening a FIFO blocks for ever and a device such as /dev/zero never ends."""
+    try:
+        mode = path.stat().st_mode  # follows symbolic links
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            return "it is a symbolic link that loops (it leads back to itself); point to the real file"
+        if err.errno in (errno.ENOENT, errno.ENOTDIR):
+            if path.is_symlink():
+                return f"it is a symbolic link to {os.readlink(path)}, which does not exist"
+            return "no such file or folder"
+        return f"cannot be read: {err.strerror or err}"
+    if stat.S_ISDIR(mode):
+        return None if allow_dir else "it is a folder, not a file"
+    if not stat.S_ISREG(mode):
+        kind = next((name for test, name in _SPECIAL if test(mode)), "a special file")
+        folder = " or a saved `datasets` folder" if allow_dir else ""
+        return f"it is {kind}, not a regular file; only regular files{folder} are read"
+    if not os.access(path, os.R_OK):
+        return "permission denied: this user may not read it"
+    return None
+
+
+# first bytes -> (format, how to unpack it); such files are not text, whatever their name says
+_PACKED = ((b"\x1f\x8b", "gzip-compressed", "gunzip FILE"), (b"PK\x03\x04", "a zip archive", "unzip FILE"),
+           (b"BZh", "bzip2-compressed", "bunzip2 FILE"), (b"\xfd7zXZ\x00", "xz-compressed", "unxz FILE"),
+           (b"\x28\xb5\x2f\xfd", "zstd-compressed", "unzstd FILE"),
+           (b"7z\xbc\xaf\x27\x1c", "a 7z archive", "7z x FILE"))
+
+
+def packed_problem(head: bytes) -> str | None:
+    """Why a file whose first bytes are `head` is not a text data file: compressed, an archive or
+    UTF-16 text (None for anything else, including Parquet)."""
+    for magic, what, unpack in _PACKED:
+        if head.startswith(magic) and _PACKED_MORE.get(magic, lambda h: True)(head):
+            return f"the file is {what}, not text; unpack it first ({unpack}) and pick the unpacked file"
+    little = head.startswith(b"\xff\xfe") and head[3:4] == b"\x00"  # a BOM, then ASCII as two bytes each
+    big = head.startswith(b"\xfe\xff") and head[2:3] == b"\x00"
+    if little or big:
+        return "the file is UTF-16 text; save it as UTF-8"
+    return None
+
+
+# header bytes after the magic that a real file has (so a text line that happens to start alike is text)
+_PACKED_MORE = {b"\x1f\x8b": lambda h: h[2:3] == b"\x08" and h[3:4] < b"\x20",  # deflate, no reserved flags
+                b"BZh": lambda h: h[4:10] == b"1AY&SY"}
+
+
+def duplicate_names(names: list[str]) -> str | None:
+    """A message naming each column that appears more than once (1-based positions), else None:
+    a reader would otherwise silently keep one of them."""
+    counts = Counter(names)
+    dupes = [n for n, c in counts.items() if c > 1 and str(n).strip()]
+    if not dupes:
+        return None
+    where = "; ".join(f"{n!r} (columns {', '.join(str(i + 1) for i, m in enumerate(names) if m == n)})"
+                      for n in dupes)
+    return f"the header names a column more than once: {where}; rename them so each column has its own name"
+
+
+class _Keys(dict):
+    """A JSON object as read, remembering the keys that appeared more than once in it."""
+
+    duplicates: list[str]
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict:
+    obj = _Keys(pairs)
+    obj.duplicates = list(dict.fromkeys(k for k, c in Counter(k for k, _ in pairs).items() if c > 1))
+    return obj
+
+
+def _loads(text: str) -> Any:
+    return json.loads(text, object_pairs_hook=_object)
+
+
+def _record_problem(value: Any) -> str | None:
+    if isinstance(value, _Keys) and value.duplicates:
+        return (f"the key {', '.join(map(repr, value.duplicates))} appears more than once in this object; "
+                "keep one (JSON readers silently use the last)")
+    return None
 
 
 def detect_format(path: Path) -> str:
@@ -79,11 +172,13 @@ def read_jsonl(path: Path) -> Records:
                 yield number, None, _bad_bytes(raw, err, start)
                 continue
             try:
-                value = json.loads(text)
+                value = _loads(text)
             except Exception as err:  # JSONDecodeError, RecursionError on deep nesting, huge ints
                 yield number, None, f"invalid JSON: {str(err)[:120]}"
                 continue
-            if isinstance(value, dict):
+            if isinstance(value, dict) and (problem := _record_problem(value)):
+                yield number, None, problem
+            elif isinstance(value, dict):
                 yield number, value, None
             else:
                 yield number, None, f"not a JSON object (a JSON {type(value).__name__})"
@@ -104,20 +199,24 @@ def read_json(path: Path) -> tuple[Records, str]:
     if not text.strip():
         raise FileProblem("the file is empty")
     try:
-        value = json.loads(text)
+        value = _loads(text)
     except Exception as err:
         lines = [ln for ln in text.splitlines() if ln.strip()]
         if len(lines) > 1 and lines[0].lstrip().startswith("{"):
             return read_jsonl(path), "jsonl"
         raise FileProblem(f"not valid JSON: {str(err)[:160]}") from None
     if isinstance(value, dict):
+        if (problem := _record_problem(value)) is not None:
+            raise FileProblem(f"the top-level object: {problem}")
         value = _records_in(value)
     if not isinstance(value, list):
         raise FileProblem('the JSON holds no list of records; expected [{...}, ...] or {"column": [...]}')
 
     def records() -> Records:
         for i, item in enumerate(value):
-            if isinstance(item, dict):
+            if isinstance(item, dict) and (problem := _record_problem(item)):
+                yield i, None, problem
+            elif isinstance(item, dict):
                 yield i, item, None
             else:
                 yield i, None, f"not a JSON object (a JSON {type(item).__name__})"
@@ -171,18 +270,38 @@ def read_csv(path: Path) -> tuple[Records, list[str]]:
         csv.field_size_limit(old_limit)
     if 1 in bad_lines:
         raise FileProblem(f"the header (line 1) is {bad_lines[1]}")
-    return _csv_rows(reader, header, bad_lines), header
+    if (problem := duplicate_names(header)) is not None:
+        raise FileProblem(problem)
+    lines = io.StringIO(text, newline="").readlines()  # the physical lines, as csv counts them
+    if reader.line_num >= len(lines) > 1 and _unclosed_quote(lines, 1, reader.line_num, delimiter):
+        raise FileProblem("line 1 (the header): a quoted name opened there is never closed, so the whole file "
+                          "was read as the header; add the closing quote")
+    return _csv_rows(reader, header, bad_lines, lines, delimiter), header
 
 
-def _csv_rows(reader: Any, header: list[str], bad_lines: dict[int, str]) -> Records:
+def _unclosed_quote(lines: list[str], first: int, last: int, delimiter: str) -> bool:
+    """Whether physical lines first..last (1-based) end inside a quoted field."""
+    strict = csv.reader(io.StringIO("".join(lines[first - 1 : last]), newline=""), delimiter=delimiter,
+                        strict=True)
+    try:
+        for _ in strict:
+            pass
+    except csv.Error as err:
+        return "unexpected end of data" in str(err)
+    return False
+
+
+def _csv_rows(reader: Any, header: list[str], bad_lines: dict[int, str], lines: list[str],
+              delimiter: str) -> Records:
     old_limit = csv.field_size_limit(sys.maxsize)
     try:
-        yield from _csv_loop(reader, header, bad_lines)
+        yield from _csv_loop(reader, header, bad_lines, lines, delimiter)
     finally:
         csv.field_size_limit(old_limit)
 
 
-def _csv_loop(reader: Any, header: list[str], bad_lines: dict[int, str]) -> Records:
+def _csv_loop(reader: Any, header: list[str], bad_lines: dict[int, str], physical: list[str],
+              delimiter: str) -> Records:
     number, last_line = 0, reader.line_num
     while True:
         try:
@@ -196,7 +315,7 @@ def _csv_loop(reader: Any, header: list[str], bad_lines: dict[int, str]) -> Reco
                 return  # no progress: stop rather than loop
             last_line = reader.line_num
             continue
-        lines = range(last_line + 1, reader.line_num + 1)
+        lines = range(last_line + 1, reader.line_num + 1)  # the physical lines of this row
         last_line = reader.line_num
         if not any(f.strip() for f in fields):
             continue  # a blank line is not a row
@@ -204,6 +323,14 @@ def _csv_loop(reader: Any, header: list[str], bad_lines: dict[int, str]) -> Reco
         problem = next((f"line {ln}: {bad_lines[ln]}" for ln in lines if ln in bad_lines), None)
         if problem:
             yield number, None, problem
+        elif lines.stop > len(physical) and _unclosed_quote(physical, lines.start, lines.stop - 1, delimiter):
+            raise FileProblem(f"line {lines.start}: a quoted field opened on this line is never closed, so "
+                              f"every line after it (to line {lines.stop - 1}, the end of the file) was read "
+                              'as part of it; add the closing quote (a quote inside a field is written "")')
+        elif len(fields) != len(header) and len(lines) > 1:
+            yield number, None, (f"lines {lines.start}-{lines.stop - 1} read as one row of {len(fields)} "
+                                 f"fields (the header has {len(header)}): a quote opened on line "
+                                 f"{lines.start} is probably not closed where it should be")
         elif len(fields) != len(header):
             yield number, None, f"row has {len(fields)} fields but the header has {len(header)}"
         else:
@@ -218,6 +345,8 @@ def read_parquet(path: Path) -> tuple[Records, list[str]]:
         columns = list(pf.schema_arrow.names)
     except Exception as err:
         raise FileProblem(f"cannot read it as Parquet: {str(err)[:200]}") from None
+    if (problem := duplicate_names(columns)) is not None:
+        raise FileProblem(problem.replace("the header names", "the Parquet schema names"))
 
     def records() -> Records:
         index = 0
@@ -258,11 +387,16 @@ def read_saved_dataset(path: Path) -> tuple[Records, list[str]]:
 
 def open_records(path: Path) -> tuple[Records, str, list[str] | None]:
     """(records, format, columns from the schema or None when only the rows can tell)."""
-    if not path.exists():
-        raise FileProblem("no such file or folder")
+    if (problem := path_problem(path)) is not None:
+        raise FileProblem(problem)
     fmt = detect_format(path)
     if fmt != "datasets" and path.stat().st_size == 0:
         raise FileProblem("the file is empty")
+    if fmt != "datasets":
+        with path.open("rb") as f:  # a regular file (path_problem): this cannot block
+            head = f.read(16)
+        if (problem := packed_problem(head)) is not None:
+            raise FileProblem(problem)
     if fmt == "jsonl":
         return read_jsonl(path), fmt, None
     if fmt == "json":

@@ -6,13 +6,16 @@ with `reward_` (or lists them in `__all__`):
     def reward_short(prompts, completions, **kwargs):
         return [1.0 if len(c) < 200 else 0.0 for c in completions]
 
-`checked` turns anything odd a function does (an exception, NaN, a non-number, the wrong
-number of values, running too long) into a `RewardError` that names the function and
-the batch, so the run stops with a message instead of training on garbage.
+`checked` turns anything odd a function does (an exception, sys.exit() or another
+BaseException but Ctrl-C, NaN, a non-number, the wrong number of values, changing its inputs
+in place, running too long) into a `RewardError` that names the function and the batch, so
+the run stops with a message instead of training on garbage. Each call gets its own copy of
+the batch, so the traces stored and the other rewards never see what a function changed.
 """
 
 from __future__ import annotations
 
+import copy
 import functools
 import importlib.util
 import inspect
@@ -93,9 +96,10 @@ def _line_in(error: BaseException, path: Path) -> int | None:
 
 
 def checked(func: Callable, timeout_s: float | None = 30) -> Callable:
-    """`func` guarded: an exception, a NaN/inf, a non-number or the wrong number of values
-    raises RewardError naming the function and the batch; None values pass (TRL leaves the
-    function out for that completion). With `timeout_s`, the call runs in a daemon worker
+    """`func` guarded: an exception (any BaseException but KeyboardInterrupt), a NaN/inf, a
+    non-number, a value count other than the number of completions passed in, or a change to its
+    inputs (it is given copies) raises RewardError naming the function and the batch; None
+    values pass (TRL leaves the function out for that completion). With `timeout_s`, the call runs in a daemon worker
     thread; if it has not returned in time RewardError says so and the thread is abandoned:
     Python cannot stop a thread, so it runs on in the background until the function returns
     (a daemon thread does not keep the process alive).
@@ -107,14 +111,30 @@ def checked(func: Callable, timeout_s: float | None = 30) -> Callable:
         def batch() -> str:
             return _describe(prompts, completions)
 
+        if not hasattr(completions, "__len__"):
+            raise RewardError(f"reward function {name!r} was called with completions of type "
+                              f"{type(completions).__name__}, not a list, on {batch()}")
+        n = len(completions)  # counted before the call: a function may empty the list it is given
+        given = {"prompts": prompts, "completions": completions, **kwargs}
+        copies = {k: _own_copy(v) for k, v in given.items()}  # the caller's batch is never touched
         try:
-            values = _call(func, timeout_s, prompts, completions, kwargs)
+            values = _call(func, timeout_s, copies, timeout_name=name)
         except _Timeout:
             raise RewardError(f"reward function {name!r} took longer than {timeout_s:g} s on "
                               f"{batch()}; its thread was abandoned") from None
-        except Exception as e:
-            raise RewardError(f"reward function {name!r} raised {type(e).__name__}: {e} on {batch()}") from e
-        return _validate(values, len(completions), name, batch)
+        except BaseException as e:  # noqa: BLE001 - sys.exit() or any BaseException in user code ends no run
+            if isinstance(e, KeyboardInterrupt):
+                raise
+            what = (f"called sys.exit({e.code!r})" if isinstance(e, SystemExit)
+                    else f"raised {type(e).__name__}: {e}")
+            raise RewardError(f"reward function {name!r} {what} on {batch()}") from e
+        values = _validate(values, n, name, batch)
+        changed = [k for k, v in copies.items() if isinstance(v, _DATA_TYPES) and not _same(v, given[k])]
+        if changed:
+            raise RewardError(f"reward function {name!r} changed its {', '.join(changed)} argument"
+                              f"{'s' * (len(changed) != 1)} in place on {batch()}; a reward function must "
+                              "only read its inputs (copy them first to change them)")
+        return values
 
     wrapper.__name__ = name
     return wrapper
@@ -124,18 +144,34 @@ class _Timeout(Exception):
     pass
 
 
-def _call(func: Callable, timeout_s: float | None, prompts, completions, kwargs):
+# the batch's data (prompts, completions, completion_ids, the dataset's columns): copied for each
+# call and compared after it; anything else (trainer_state, the logging callbacks) is passed as it is
+_DATA_TYPES = (list, tuple, dict)
+
+
+def _own_copy(value):
+    return copy.deepcopy(value) if isinstance(value, _DATA_TYPES) else value
+
+
+def _same(a, b) -> bool:
+    try:
+        return bool(a == b)
+    except Exception:  # noqa: BLE001 - e.g. arrays whose == is elementwise: take them as unchanged
+        return True
+
+
+def _call(func: Callable, timeout_s: float | None, kwargs: dict, timeout_name: str = "func"):
     if timeout_s is None:
-        return func(prompts=prompts, completions=completions, **kwargs)
+        return func(**kwargs)
     box: dict[str, object] = {}
 
     def target() -> None:
         try:
-            box["value"] = func(prompts=prompts, completions=completions, **kwargs)
+            box["value"] = func(**kwargs)
         except BaseException as e:  # noqa: BLE001 - handed to the calling thread
             box["error"] = e
 
-    thread = threading.Thread(target=target, name=f"reward-{getattr(func, '__name__', 'func')}", daemon=True)
+    thread = threading.Thread(target=target, name=f"reward-{timeout_name}", daemon=True)
     thread.start()
     thread.join(timeout_s)
     if thread.is_alive():

@@ -19,6 +19,7 @@ from __future__ import annotations
 import functools
 import logging
 import re
+import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
@@ -137,8 +138,17 @@ def last_boxed(text: str) -> str | None:
     return None  # unbalanced: the box was never closed
 
 
+def strip_format_chars(text: str) -> str:
+    """`text` without Unicode format characters (category Cf: bidi marks and isolates, zero-width
+    spaces and joiners, soft hyphens, a BOM): invisible, so "42" with a right-to-left mark must
+    still equal "42"."""
+    if text.isascii():
+        return text
+    return "".join(ch for ch in text if unicodedata.category(ch) != "Cf")
+
+
 def _clean(answer: str) -> str | None:
-    answer = answer.strip()
+    answer = strip_format_chars(answer).strip()
     if answer.startswith("$") and answer.endswith("$") and len(answer) > 1:
         answer = answer.strip("$").strip()
     return answer or None

@@ -48,6 +48,29 @@ class StageContext:
             self.store.log_event(self.run_id, level, message, stage, step)
 
 
+def check_data(spec: RunSpec) -> None:
+    """Raise DataError (with the counts) when the data cannot feed every stage of the spec: before
+    any stage starts, so a run never ends 'succeeded' with an adapter that trained on nothing, and
+    never spends an SFT stage before a GRPO stage that has too few prompts. Each stage checks again."""
+    from engine.data import load_examples
+    from engine.spec import grpo_prompts_per_step
+
+    d = spec.data
+    g = spec.grpo
+    needs = [(1, f"the {stage} stage") for stage in ("sft", "judge") if stage in spec.stages]
+    if "grpo" in spec.stages:
+        needs.append((grpo_prompts_per_step(g) * int(os.environ.get("WORLD_SIZE", "1")),
+                      f"one GRPO step (batch_size {g.batch_size} x gradient_accumulation_steps "
+                      f"{g.gradient_accumulation_steps} / num_generations {g.num_generations})"))
+    if needs:
+        min_rows, needed_for = max(needs)
+        load_examples(d.source, n=d.train_size, seed=d.seed, split="train", difficulty_mix=d.mix(),
+                      columns=d.columns(), min_rows=min_rows, needed_for=needed_for)
+    if "eval" in spec.stages:
+        load_examples(d.source, n=d.eval_size, seed=d.seed, split="eval", difficulty_mix=d.mix(),
+                      columns=d.columns(), min_rows=1, needed_for="the eval stage")
+
+
 def last_checkpoint(folder: Path) -> Path | None:
     """The newest complete checkpoint-N folder under `folder`, or None.
 

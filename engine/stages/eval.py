@@ -26,7 +26,8 @@ def run(ctx: StageContext) -> str:
         found = [a for a in ctx.store.artifacts(ctx.run_id) if a["kind"] == "adapter"]
         trained = found[-1]["path"] if found else None
     examples = load_examples(spec.data.source, n=spec.data.eval_size, seed=spec.data.seed, split="eval",
-                             difficulty_mix=spec.data.mix(), columns=spec.data.columns())
+                             difficulty_mix=spec.data.mix(), columns=spec.data.columns(), min_rows=1,
+                             needed_for="the eval stage")
     settings = EvalSettings(num_samples=e.num_samples, temperature=e.temperature,
                             max_completion_length=e.max_completion_length, batch_size=e.batch_size,
                             prompt_mode=spec.rewards.resolved_prompt_mode(), seed=spec.seed)

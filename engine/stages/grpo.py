@@ -6,6 +6,7 @@ Reads top to bottom: data, model, rewards, trainer config, resume, train, save.
 from __future__ import annotations
 
 import logging
+import os
 
 from engine.stages import (
     StageContext,
@@ -26,10 +27,14 @@ def build_dataset(ctx: StageContext, tokenizer):
 
     from engine.data import load_examples
     from engine.prompts import prompt_rows
+    from engine.spec import grpo_prompts_per_step
 
-    spec = ctx.spec
+    spec, g = ctx.spec, ctx.spec.grpo
+    need = grpo_prompts_per_step(g) * int(os.environ.get("WORLD_SIZE", "1"))  # the sampler drops a partial round
     examples = load_examples(spec.data.source, n=spec.data.train_size, seed=spec.data.seed, split="train",
-                             difficulty_mix=spec.data.mix(), columns=spec.data.columns())
+                             difficulty_mix=spec.data.mix(), columns=spec.data.columns(), min_rows=need,
+                             needed_for=f"one GRPO step (batch_size {g.batch_size} x gradient_accumulation_steps "
+                                        f"{g.gradient_accumulation_steps} / num_generations {g.num_generations})")
     mode = spec.rewards.resolved_prompt_mode()
     return Dataset.from_dict(prompt_rows(examples, tokenizer, mode, spec.rewards.budget))
 

@@ -280,7 +280,8 @@ def run(ctx: StageContext) -> str:
 
     # ---- preference pairs ------------------------------------------------------------------------
     data = {"seed": spec.data.seed, "difficulty_mix": spec.data.mix(), "columns": spec.data.columns()}
-    train_rows = load_examples(spec.data.source, n=spec.data.train_size, split="train", **data)
+    train_rows = load_examples(spec.data.source, n=spec.data.train_size, split="train", min_rows=1,
+                               needed_for="the judge stage", **data)
     train_pairs = preference_pairs(train_rows, spec.seed, _train_sketches(ctx))
     if not train_pairs:
         ctx.event("warning", f"judge: skipped: none of the {len(train_rows)} training rows gives a "

@@ -205,7 +205,8 @@ def run(ctx: StageContext) -> str:
 
     # ---- traces (before the model: the teacher, if any, is loaded and freed first) ---------------
     examples = load_examples(spec.data.source, n=spec.data.train_size, seed=spec.data.seed, split="train",
-                             difficulty_mix=spec.data.mix(), columns=spec.data.columns())
+                             difficulty_mix=spec.data.mix(), columns=spec.data.columns(), min_rows=1,
+                             needed_for="the SFT stage")
     kept, info = collect_traces(ctx, examples)
     if not kept:
         ctx.event("warning", f"sft: skipped: none of the {len(examples)} training rows has a reasoning trace "

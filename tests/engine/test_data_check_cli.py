@@ -42,3 +42,48 @@ def test_column_mapping(tmp_path):
     path.write_text(json.dumps({"problem": "What is 3 + 4?", "solution": "3 + 4 = 7\n#### 7"}) + "\n")
     out = _check(path, "--question", "problem", "--answer", "solution")
     assert out.returncode == 0 and "1 of 1 rows kept" in out.stdout, out.stdout
+
+
+def _make(tmp_path, kind):
+    import gzip
+
+    if kind == "fifo":
+        path = tmp_path / "pipe.jsonl"
+        os.mkfifo(path)
+    elif kind == "loop":
+        path = tmp_path / "loop.csv"
+        path.symlink_to(path)
+    elif kind == "device":
+        path = "/dev/zero"
+    elif kind == "gzip":
+        path = tmp_path / "data.jsonl"
+        path.write_bytes(gzip.compress((GOOD + "\n").encode()))
+    elif kind == "dup_header":
+        path = tmp_path / "dup.csv"
+        path.write_text("question,answer,answer\nWhat is 2 + 2?,4,5\n")
+    elif kind == "unclosed":
+        path = tmp_path / "unclosed.csv"
+        path.write_text('question,answer\n"What is 2 + 2?,4\nWhat is 3 + 3?,6\n')
+    return path
+
+
+@pytest.mark.parametrize(("kind", "says"), [
+    ("fifo", "named pipe"),  # used to hang for ever
+    ("loop", "symbolic link that loops"),  # used to say "no such file"
+    ("device", "character device"),  # used to say "the file is empty"
+    ("gzip", "gzip-compressed"),  # used to say "not valid UTF-8"
+    ("dup_header", "more than once"),  # used to keep one of the two answer columns
+    ("unclosed", "never closed"),  # used to say "row has 1 fields"
+])
+def test_special_and_misread_files_are_named(tmp_path, kind, says):
+    out = _check(_make(tmp_path, kind))
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert "Traceback" not in out.stdout + out.stderr
+    assert says in out.stdout, out.stdout
+
+
+def test_same_column_for_question_and_answer(tmp_path):
+    path = tmp_path / "d.jsonl"
+    path.write_text(GOOD + "\n")
+    out = _check(path, "--question", "answer")
+    assert out.returncode == 1 and "mapped to both" in out.stdout and "Traceback" not in out.stderr, out.stdout

@@ -4,6 +4,7 @@ answer normalisation, and load_examples on a user file."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -335,3 +336,142 @@ def test_messy_jsonl_always_gives_a_report_that_adds_up(tmp_path_factory, raw_li
         assert isinstance(row["answer"], str) and isinstance(row["reasoning"], str)
         assert 0 <= row["difficulty"] <= 5
         row["question"].encode("utf-8")  # nothing undecodable is ever kept
+
+
+# ---- special files: only a regular file (or a saved datasets folder) is opened, each refused with its name
+
+def _special(tmp_path, kind):
+    import gzip
+    import os
+
+    if kind == "fifo":
+        path = tmp_path / "pipe.jsonl"
+        os.mkfifo(path)  # opening it for reading would block until a writer came: never
+    elif kind == "device":
+        path = Path("/dev/zero")  # reads forever
+    elif kind == "loop":
+        path = tmp_path / "a.csv"
+        (tmp_path / "b.csv").symlink_to(path)
+        path.symlink_to(tmp_path / "b.csv")
+    elif kind == "dangling":
+        path = tmp_path / "gone.jsonl"
+        path.symlink_to(tmp_path / "moved-away.jsonl")
+    elif kind == "gzip":
+        path = tmp_path / "data.jsonl"  # the name says JSONL; the bytes say gzip
+        path.write_bytes(gzip.compress(b'{"question": "1+1?", "answer": "2"}\n'))
+    elif kind == "gzip_csv":
+        path = tmp_path / "data.csv.gz"
+        path.write_bytes(gzip.compress(b"question,answer\n1+1?,2\n"))
+    elif kind == "utf16":
+        path = tmp_path / "wide.csv"
+        path.write_bytes("question,answer\n1+1?,2\n".encode("utf-16"))
+    return path
+
+
+@pytest.mark.parametrize(("kind", "says"), [
+    ("fifo", "named pipe (FIFO), not a regular file"),
+    ("device", "character device, not a regular file"),
+    ("loop", "symbolic link that loops"),
+    ("dangling", "symbolic link to"),  # not a bare "no such file"
+    ("gzip", "gzip-compressed"),  # not "not valid UTF-8"
+    ("gzip_csv", "gunzip"),
+    ("utf16", "UTF-16"),
+])
+def test_special_files_are_refused_by_name_without_opening(tmp_path, kind, says):
+    path = _special(tmp_path, kind)
+    report = check(validate_file(path, "question", "answer"))
+    assert report.fatal and says in report.fatal, report.fatal
+    assert "empty" not in report.fatal and "UTF-8" not in report.fatal.replace("save it as UTF-8", "")
+    with pytest.raises(DataError, match=re.escape(says)):  # what a run gets: the same words
+        load_examples(str(path), n=4, columns={"question": "question", "answer": "answer"})
+
+
+# ---- columns read wrongly: a duplicated column, an unclosed quote, one column for two roles
+
+def test_csv_with_a_duplicated_header_names_the_column(tmp_path):
+    path = tmp_path / "dup.csv"
+    path.write_text("question,answer,notes,answer\nWhat is 2+2?,4,easy,5\n", encoding="utf-8")
+    report = check(validate_file(path, "question", "answer"))
+    assert "'answer' (columns 2, 4)" in report.fatal and not report.kept
+
+
+def test_parquet_and_json_with_a_duplicated_column(tmp_path):
+    path = tmp_path / "dup.jsonl"
+    path.write_text('{"question": "What is 2+2?", "answer": "4", "answer": "5"}\n'
+                    '{"question": "What is 3+3?", "answer": "6"}\n', encoding="utf-8")
+    report = check(validate_file(path, "question", "answer"))
+    assert dict(report.dropped)[1].startswith("the key 'answer' appears more than once")
+    assert [r["answer"] for r in report.kept] == ["6"]
+    whole = tmp_path / "dup.json"
+    whole.write_text('[{"question": "Q?", "answer": "1", "question": "R?"}]', encoding="utf-8")
+    assert "more than once" in dict(check(validate_file(whole, "question", "answer")).dropped)[0]
+
+
+def test_csv_unclosed_quote_is_named_not_a_field_count(tmp_path):
+    path = tmp_path / "q.csv"
+    path.write_text('question,answer\nWhat is 1+1?,2\n"What is 2+2?,4\nWhat is 3+3?,6\n', encoding="utf-8")
+    report = check(validate_file(path, "question", "answer"))
+    assert "line 3" in report.fatal and "never closed" in report.fatal, report.fatal
+    assert "fields" not in report.fatal
+    last = tmp_path / "last.csv"
+    last.write_text('question,answer\nWhat is 1+1?,"2\n', encoding="utf-8")  # the very last field
+    assert "never closed" in check(validate_file(last, "question", "answer")).fatal
+    header = tmp_path / "header.csv"
+    header.write_text('"question,answer\nWhat is 1+1?,2\n', encoding="utf-8")
+    assert "the header" in check(validate_file(header, "question", "answer")).fatal
+
+
+def test_csv_quote_closed_too_late_points_at_the_quote(tmp_path):
+    path = tmp_path / "late.csv"
+    path.write_text('question,answer\n"What is 1+1?,2\nWhat is 2+2?",4,extra\nWhat is 5+5?,10\n', encoding="utf-8")
+    report = check(validate_file(path, "question", "answer"))
+    (number, reason), = report.dropped
+    assert "lines 2-3" in reason and "quote opened on line 2" in reason
+    assert [r["answer"] for r in report.kept] == ["10"]
+
+
+@pytest.mark.parametrize("roles", [
+    {"question": "text", "answer": "text"},
+    {"question": "q", "answer": "a", "reasoning": "a"},
+])
+def test_one_column_for_two_roles_is_refused(tmp_path, roles):
+    path = write_jsonl(tmp_path / "d.jsonl", [{"text": "What is 2+2?", "q": "What is 2+2?", "a": "4"}])
+    report = check(validate_file(path, **roles))
+    assert "mapped to both" in report.fatal and not report.kept
+
+
+@pytest.mark.parametrize("invisible", ["\u200f", "\u200b", "\u2066", "\ufeff", "\u202e", "\u00ad", "\u2060"])
+def test_invisible_format_characters_leave_answers_comparable(tmp_path, invisible):
+    from engine.rewards.parsing import is_correct
+
+    path = write_jsonl(tmp_path / "d.jsonl", [{"question": "What is 6 * 7?", "answer": f"{invisible}4{invisible}2 "}])
+    (row,) = check(validate_file(path, "question", "answer")).kept
+    assert row["answer"] == "42"
+    assert is_correct(f"{invisible}42", "42") and is_correct("42", f"#### 4{invisible}2")
+
+
+# ---- too little data: a stage's minimum is refused with the counts
+
+def _questions(split, n):
+    out, i = [], 0
+    while len(out) < n:
+        q = f"What is {i} plus {i + 1}?"
+        if split_of(q) == split:
+            out.append({"question": q, "answer": str(2 * i + 1)})
+        i += 1
+    return out
+
+
+def test_too_few_training_rows_raise_with_the_counts(tmp_path):
+    path = write_jsonl(tmp_path / "small.jsonl", _questions("eval", 3) + _questions("train", 1) + [{"question": ""}])
+    cols = {"question": "question", "answer": "answer"}
+    assert len(load_examples(str(path), n=8, columns=cols, min_rows=1)) == 1  # enough for 1
+    with pytest.raises(DataError) as info:
+        load_examples(str(path), n=8, columns=cols, min_rows=2, needed_for="one GRPO step")
+    message = str(info.value)
+    for words in ("1 train row", "5 rows", "4 usable (1 dropped)", "3 in the eval split", "one GRPO step needs at "
+                  "least 2"):
+        assert words in message, message
+    with pytest.raises(DataError, match="0 eval rows"):
+        load_examples(str(write_jsonl(tmp_path / "t.jsonl", _questions("train", 3))), n=8, split="eval",
+                      columns=cols, min_rows=1)

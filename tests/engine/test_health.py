@@ -49,9 +49,11 @@ def test_preflight_reward_that_never_matches(tmp_path):
 
 
 def test_preflight_memory_that_cannot_fit():
-    spec = SMOKE.replace(**{"grpo.batch_size": 4096, "grpo.max_completion_length": 1024})
-    warnings = _levels(check(spec), "warning")
-    assert "not fit" in warnings["grpo.batch_size"] and "would fit" in warnings["grpo.batch_size"]
+    # 64 prompts per step need 64 training rows; far over the memory there is, it is an error
+    spec = SMOKE.replace(**{"grpo.batch_size": 256, "grpo.max_completion_length": 1024, "data.train_size": 64})
+    errors = _levels(check(spec), "error")
+    assert "not fit" in errors["grpo.batch_size"] and "would fit" in errors["grpo.batch_size"]
+    assert "x 4 generations per step" in errors["grpo.batch_size"]  # solved from the estimate
 
 
 @pytest.mark.parametrize(("values", "code"), [

@@ -176,3 +176,56 @@ def test_build_custom_preset_wraps_and_weights_the_file(tmp_path):
     funcs, weights = build_reward_funcs("r1-zero", custom_file=str(path), weights={"reward_short": 0})
     assert [f.__name__ for f in funcs] == ["accuracy", "format", "reward_const"]
     assert weights == [1.0, 0.5, 1.0]
+
+
+# ---- isolation: each call gets its own copy of the batch; what a function does to it is named
+
+MISBEHAVING = {
+    # sys.exit() is a BaseException: it must not end the worker (or escape `except Exception`)
+    "exits": ("import sys\ndef reward_bye(prompts, completions, **kw):\n    sys.exit(3)\n",
+              "called sys.exit(3)"),
+    "base_exception": ("class Odd(BaseException):\n    pass\n"
+                       "def reward_odd(prompts, completions, **kw):\n    raise Odd('no')\n", "raised Odd: no"),
+    # the stored traces would show the mutated prompts, scored against mutated answers
+    "mutates": ("def reward_mut(prompts, completions, answer, **kw):\n"
+                "    prompts[0] = 'hacked'\n    answer[:] = ['1'] * len(answer)\n"
+                "    return [1.0] * len(completions)\n", "changed its prompts, answer arguments in place"),
+    # emptying the list it was given and returning [] must not pass as "0 values for 0 completions"
+    "empties": ("def reward_empty(prompts, completions, **kw):\n    completions.clear()\n    return []\n",
+                "returned 0 values for 2 completions"),
+}
+
+
+@pytest.mark.parametrize("timeout_s", [None, 5])  # inline and in the timed worker thread
+@pytest.mark.parametrize("case", list(MISBEHAVING))
+def test_misbehaving_reward_is_caught_and_named(tmp_path, case, timeout_s):
+    code, says = MISBEHAVING[case]
+    (func,) = load_custom_rewards(write(tmp_path, code))
+    prompts, completions, answer = list(PROMPTS), list(COMPLETIONS), ["42", "4"]
+    with pytest.raises(RewardError) as info:
+        checked(func, timeout_s)(prompts=prompts, completions=completions, answer=answer, trainer_state=None)
+    assert f"{func.__name__!r}" in str(info.value) and says in str(info.value), info.value
+    assert (prompts, completions, answer) == (PROMPTS, COMPLETIONS, ["42", "4"])  # the caller's batch is intact
+
+
+def test_keyboard_interrupt_still_stops(tmp_path):
+    (func,) = load_custom_rewards(write(tmp_path, "def reward_ctrl_c(prompts, completions, **kw):\n"
+                                                  "    raise KeyboardInterrupt\n"))
+    with pytest.raises(KeyboardInterrupt):
+        checked(func, None)(prompts=PROMPTS, completions=COMPLETIONS)
+
+
+def test_each_call_and_each_function_gets_its_own_copy(tmp_path):
+    # a function that keeps and edits what it was given cannot reach the next function or the next call
+    code = ("seen = []\n"
+            "def reward_keep(prompts, completions, **kw):\n"
+            "    seen.append(completions)\n"
+            "    return [float(len(c)) for c in completions]\n")
+    (keep,) = load_custom_rewards(write(tmp_path, code))
+    guarded = checked(keep, None)
+    completions = list(COMPLETIONS)
+    assert guarded(prompts=PROMPTS, completions=completions) == [float(len(c)) for c in COMPLETIONS]
+    stored = keep.__globals__["seen"][0]
+    assert stored == completions and stored is not completions
+    stored[0] = "edited later"  # after the call returned
+    assert completions == COMPLETIONS

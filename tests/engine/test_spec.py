@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from engine.spec import RunSpec, SpecInvalid, dumps_spec, load_spec, save_spec, spec_from_dict
@@ -63,3 +65,106 @@ def test_bad_toml_is_a_spec_error(tmp_path):
 
 def test_defaults_are_valid():
     assert "grpo" in dumps_spec(RunSpec())
+
+
+# ---- numbers: one rule (finite, storable) for every numeric field, nested tables included
+
+def _numeric_paths(value, path=""):
+    """Every float field of a spec, as a dotted path."""
+    from dataclasses import fields, is_dataclass
+
+    if is_dataclass(value):
+        for f in fields(value):
+            yield from _numeric_paths(getattr(value, f.name), f"{path}{f.name}.")
+    elif isinstance(value, float):
+        yield path.rstrip(".")
+
+
+ALL_STAGES = ["sft", "grpo", "eval"]  # every stage's settings are checked (judge: no float of its own but lr)
+FLOAT_FIELDS = sorted(set(_numeric_paths(RunSpec(stages=ALL_STAGES))) | {"judge.learning_rate"})
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
+@pytest.mark.parametrize("path", FLOAT_FIELDS)
+def test_every_float_field_refuses_nan_and_inf(path, bad):
+    data = RunSpec(stages=ALL_STAGES).to_dict()
+    node = data
+    *parents, leaf = path.split(".")
+    for key in parents:
+        node = node[key]
+    node[leaf] = bad
+    with pytest.raises(SpecInvalid) as info:
+        spec_from_dict(data)
+    errors = info.value.by_field()
+    assert errors == {path: f"must be a finite number; got {bad}."}, errors  # one message, this field's
+
+
+@pytest.mark.parametrize(("text", "field"), [
+    ("[rewards]\nweights = { accuracy = nan }\n", "rewards.weights.accuracy"),
+    ("[rewards]\npreset = \"cosine\"\nparams = { cosine = { max_value_correct = inf } }\n",
+     "rewards.params.cosine.max_value_correct"),
+    ("[data]\ndifficulty_mix = { 1 = nan }\n", "data.difficulty_mix.1"),
+    ("[grpo]\ntemperature = -nan\n", "grpo.temperature"),
+])
+def test_nan_in_toml_tables_is_refused(tmp_path, text, field):
+    path = tmp_path / "spec.toml"
+    path.write_text(text)
+    with pytest.raises(SpecInvalid) as info:
+        load_spec(path)
+    assert "finite" in info.value.by_field()[field]
+
+
+@pytest.mark.parametrize(("path", "value", "field", "says"), [
+    ("seed", -1, "seed", "between 0 and 4294967295"),  # NumPy refuses a negative seed at the start of training
+    ("seed", 2**32, "seed", "between 0 and 4294967295"),
+    ("data.seed", 2**40, "data.seed", "between 0"),
+    ("data.seed", 10**20, "data.seed", "too large"),  # one message: the store's limit comes first
+    ("grpo.max_steps", 2**63, "grpo.max_steps", "run store holds whole numbers up to"),
+    ("eval.batch_size", 10**30, "eval.batch_size", "too large"),
+    ("rewards.weights", {"accuracy": 0, "format": 0.0}, "rewards.weights", "weight 0"),
+    ("rewards.params", {"cosine": {"max_len": 0}}, "rewards.params.cosine", "max_len must be positive"),
+    ("rewards.params", {"overlong": {"cache_fraction": 3.0}}, "rewards.params.overlong", "cache_fraction"),
+    ("rewards.params", {"cosine": {"maxlen": 5.0}}, "rewards.params.cosine", "no constant maxlen"),
+    ("data.train_size", 1, "data.train_size", "one GRPO step takes 2 prompts"),  # smoke: 8 / 4 per step
+    ("grpo.gradient_accumulation_steps", 20, "data.train_size", "takes 40 prompts"),
+    ("data.answer", "question", "data.answer", "already mapped to question"),
+    ("data.reasoning", "answer", "data.reasoning", "already mapped to answer"),
+])
+def test_values_that_would_fail_later_get_a_range(path, value, field, says):
+    spec = load_spec(SPECS / "smoke.toml").replace(**{"rewards.custom_file": ""})  # no weight-1 custom rewards
+    with pytest.raises(SpecInvalid) as info:
+        spec.replace(**{path: value})
+    errors = info.value.by_field()
+    assert field in errors and says in errors[field], errors
+
+
+def test_a_spec_file_with_a_utf8_bom_loads(tmp_path):
+    path = tmp_path / "bom.toml"
+    path.write_bytes(b"\xef\xbb\xbf" + (SPECS / "smoke.toml").read_bytes())
+    assert load_spec(path).name == "smoke"
+
+
+def test_a_special_file_as_spec_is_refused_without_reading(tmp_path):
+    import os
+
+    fifo = tmp_path / "spec.toml"
+    os.mkfifo(fifo)  # read_text would block for ever
+    with pytest.raises(SpecInvalid, match="named pipe"):
+        load_spec(fifo)
+    with pytest.raises(SpecInvalid, match="character device"):
+        load_spec("/dev/zero")
+    with pytest.raises(SpecInvalid, match="folder, not a file"):
+        load_spec(tmp_path)
+
+
+@pytest.mark.parametrize(("field", "make", "says"), [
+    ("data.source", lambda d: os.mkfifo(d / "data.jsonl") or d / "data.jsonl", "named pipe"),
+    ("data.source", lambda d: (d / "x.csv").symlink_to(d / "x.csv") or d / "x.csv", "loops"),
+    ("rewards.custom_file", lambda d: os.mkfifo(d / "r.py") or d / "r.py", "named pipe"),
+    ("rewards.custom_file", lambda d: d, "folder, not a file"),
+])
+def test_special_files_in_a_spec_are_named(tmp_path, field, make, says):
+    spec = load_spec(SPECS / "smoke.toml")
+    with pytest.raises(SpecInvalid) as info:
+        spec.replace(**{field: str(make(tmp_path))})
+    assert says in info.value.by_field()[field]

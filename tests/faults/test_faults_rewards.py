@@ -22,6 +22,19 @@ BROKEN = {
         def reward_short_list(prompts, completions, **kwargs):
             return [1.0]
         """, ["'reward_short_list'", "returned 1 values for 4 completions"]),
+    # sys.exit() in a reward used to end the worker with SystemExit instead of naming the function
+    "exits": ("""
+        import sys
+
+        def reward_exit(prompts, completions, **kwargs):
+            sys.exit("bye")
+        """, ["'reward_exit'", "called sys.exit('bye')"]),
+    # the stored traces would show the edited prompts, scored against the edited answers
+    "mutates": ("""
+        def reward_editor(prompts, completions, answer, **kwargs):
+            answer[:] = ["0"] * len(answer)
+            return [0.0] * len(completions)
+        """, ["'reward_editor'", "changed its answer argument in place"]),
     # The per-call limit is rewards.custom_timeout_s (30 s by default; 3 s in this test).
     "sleeps_forever": ("""
         import time
