@@ -61,11 +61,13 @@ def source_title(label: str, info: dict[str, Any] | None = None) -> str:
     """What a summary column is, in words: base, after SFT, trained, checkpoint 16 (SFT checkpoint 2)."""
     info = info or {}
     role = info.get("role")
+    parts = label.split(":")
+    run = f"run #{parts[1]} " if parts[0] == "run" and len(parts) > 1 else ""  # a source named on the CLI
     if role in ROLE_TITLES:
-        return ROLE_TITLES[role]
+        return run + ROLE_TITLES[role]
     if role == "checkpoint":
         stage = info.get("stage")
-        return f"{'SFT ' if stage == 'sft' else ''}checkpoint {info.get('step')}"
+        return f"{run}{'SFT ' if stage == 'sft' else ''}checkpoint {info.get('step')}"
     if label in ROLE_TITLES:
         return ROLE_TITLES[label]
     if label.startswith("sft:"):

@@ -38,6 +38,7 @@ class Source:
     role: str = "source"  # base, sft, checkpoint, trained, or source (anything named on the command line)
     stage: str | None = None  # a checkpoint's stage and step
     step: int | None = None
+    run_id: int | None = None  # the run whose weights these are (so a view can offer to export them)
 
 
 @dataclass
@@ -112,13 +113,15 @@ def resolve_source(text: str, store=None, default_model=None) -> Source:
                 raise ValueError(f"source {text!r}: run {run_id} has no checkpoint at step {step}")
             adapter = Path(found[-1]["path"])
             return Source(text, _trained_base(spec.model, adapter), adapter, spec.rewards.resolved_prompt_mode(),
-                          role="checkpoint", stage=found[-1]["meta"].get("stage") or found[-1]["stage"], step=step)
+                          role="checkpoint", stage=found[-1]["meta"].get("stage") or found[-1]["stage"], step=step,
+                          run_id=run_id)
         else:
             found = [a for a in arts if a["kind"] == "adapter"]
             if not found:
                 raise ValueError(f"source {text!r}: run {run_id} has no final adapter yet ({run['status']})")
             adapter = Path(found[-1]["path"])
-        return Source(text, _trained_base(spec.model, adapter), adapter, spec.rewards.resolved_prompt_mode())
+        return Source(text, _trained_base(spec.model, adapter), adapter, spec.rewards.resolved_prompt_mode(),
+                      role="trained", run_id=run_id)
     path = Path(text).expanduser()
     if path.is_dir() and (path / "adapter_config.json").is_file():
         spec = _spec_near(path)
@@ -332,6 +335,15 @@ def evaluate_source(source: Source, examples: list[dict], settings: EvalSettings
     return out
 
 
+def run_examples(spec, n: int | None = None) -> list[dict]:
+    """The run's held-out problems, as its eval stage draws them (its data seed, difficulty mix and columns)."""
+    from engine.data import load_examples
+
+    d = spec.data
+    return load_examples(d.source, n=d.eval_size if n is None else n, seed=d.seed, split="eval",
+                         difficulty_mix=d.mix(), columns=d.columns())
+
+
 def run_sources(store, run_id: int, checkpoints: str | list[int] = "final", compare_base: bool = True) -> list[Source]:
     """What a run's evaluation covers: its base model, the SFT adapter (when RL followed), the chosen checkpoints
     ("final" = none, "all", or a list of steps) in training order, and the final trained adapter."""
@@ -347,7 +359,7 @@ def run_sources(store, run_id: int, checkpoints: str | list[int] = "final", comp
     sources = [Source("base", spec.model, None, mode, role="base")] if compare_base or trained is None else []
     sft = adapters.get("sft")
     if compare_base and sft is not None and trained is not None and sft != trained:
-        sources.append(Source("sft", _trained_base(spec.model, sft), sft, mode, role="sft"))
+        sources.append(Source("sft", _trained_base(spec.model, sft), sft, mode, role="sft", run_id=run_id))
     if checkpoints != "final":
         order = {stage: i for i, stage in enumerate(("sft", "prefer", "grpo"))}
         found = {}
@@ -364,15 +376,16 @@ def run_sources(store, run_id: int, checkpoints: str | list[int] = "final", comp
         for (stage, step), path in sorted(found.items(), key=lambda kv: (order.get(kv[0][0], 9), kv[0][1])):
             if wanted is None or step in wanted:
                 sources.append(Source(f"{stage} step {step}", _trained_base(spec.model, path), path, mode,
-                                      role="checkpoint", stage=stage, step=step))
+                                      role="checkpoint", stage=stage, step=step, run_id=run_id))
     if trained is not None:
-        sources.append(Source("trained", _trained_base(spec.model, trained), trained, mode, role="trained"))
+        sources.append(Source("trained", _trained_base(spec.model, trained), trained, mode, role="trained",
+                              run_id=run_id))
     return sources
 
 
 def _summary_of(rows_by_budget: dict[int | None, list[dict]], settings: EvalSettings, source: Source) -> dict:
     out = summarize(rows_by_budget[None], settings.num_samples)
-    out |= {"role": source.role, "stage": source.stage, "step": source.step,
+    out |= {"role": source.role, "stage": source.stage, "step": source.step, "run_id": source.run_id,
             "adapter": str(source.adapter) if source.adapter else None}
     curve = []
     for budget, rows in rows_by_budget.items():
@@ -404,16 +417,24 @@ def run_evaluation(store, eval_id: int, placement=None, default_model=None, exam
     store.update_evaluation(eval_id, status="running", pid=os.getpid(),
                             pid_started=psutil.Process().create_time(), started=began)
     try:
-        if examples is None:
-            examples = load_examples(ev["task"], n=ev["n"], seed=settings.seed, split="eval")
+        runs = []  # run:ID sources that cover the run's checkpoints
         if sources is None:
             sources = []
             for text in ev["sources"]:
                 parts = text.strip().split(":")
                 if settings.checkpoints != "final" and len(parts) == 2 and parts[0] == "run" and parts[1].isdigit():
                     sources += run_sources(store, int(parts[1]), settings.checkpoints)
+                    runs.append(int(parts[1]))
                 else:
                     sources.append(resolve_source(text, store, default_model))
+        if examples is None and runs:
+            from engine.spec import spec_from_dict
+
+            spec = spec_from_dict(store.get_run(runs[0])["spec"])
+            if spec.data.source == ev["task"]:  # the problems its eval stage saw, so its answers can be reused
+                examples = run_examples(spec, ev["n"])
+        if examples is None:
+            examples = load_examples(ev["task"], n=ev["n"], seed=settings.seed, split="eval")
         seen: set[str] = set()
         for s in sources:  # the same source twice (a seed check) still gets two columns
             base, k = s.label, 2

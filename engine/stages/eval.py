@@ -7,20 +7,17 @@ to the run's metrics (stage "eval"), so the Runs page and the model card can sho
 
 from __future__ import annotations
 
-from engine.evaluate import EvalSettings, run_evaluation, run_sources
+from engine.evaluate import EvalSettings, run_evaluation, run_examples, run_sources
 from engine.stages import StageContext, StageFailed, is_main_process
 
 STAGE = "eval"
 
 
 def run(ctx: StageContext) -> str:
-    from engine.data import load_examples
-
     if not is_main_process():  # generation is not sharded: one process evaluates and writes
         return "succeeded"
     spec, e = ctx.spec, ctx.spec.eval
-    examples = load_examples(spec.data.source, n=spec.data.eval_size, seed=spec.data.seed, split="eval",
-                             difficulty_mix=spec.data.mix(), columns=spec.data.columns())
+    examples = run_examples(spec)
     settings = EvalSettings(num_samples=e.num_samples, temperature=e.temperature,
                             max_completion_length=e.max_completion_length, batch_size=e.batch_size,
                             prompt_mode=spec.rewards.resolved_prompt_mode(), seed=spec.seed,

@@ -237,3 +237,8 @@ def test_a_store_from_before_gains_the_new_columns(tmp_path):
         assert {"budget", "key"} <= set(store.db["generations"].columns_dict)
         assert "started" in store.db["evaluations"].columns_dict
         assert store.generations(1)[0]["tokens"] == 5 and store.generations(1)[0]["budget"] is None
+
+
+def test_titles_of_sources_named_by_run():
+    assert source_title("run:3", {"role": "trained"}) == "run #3 trained"
+    assert source_title("run:3:grpo:4", {"role": "checkpoint", "stage": "grpo", "step": 4}) == "run #3 checkpoint 4"
