@@ -192,8 +192,8 @@ class ComparePage(QWidget):
         top = QWidget()
         top_layout = QHBoxLayout(top)
         top_layout.setContentsMargins(0, 0, 0, 0)
-        top_layout.addWidget(self.views, 1)
-        top_layout.addWidget(self.pairs, 1)
+        top_layout.addWidget(self.views, 3)
+        top_layout.addWidget(self.pairs, 2)
         results = QSplitter(Qt.Orientation.Vertical)
         results.addWidget(top)
         results.addWidget(side)
@@ -382,6 +382,9 @@ class ComparePage(QWidget):
         self.summary.setHorizontalHeaderLabels(["", *names])
         for i, source in enumerate(labels, start=1):
             self.summary.horizontalHeaderItem(i).setToolTip(source)
+        # two columns share the width; more (checkpoints) keep their titles readable and scroll instead
+        self.summary.horizontalHeader().setSectionResizeMode(
+            QHeaderView.ResizeMode.Stretch if len(labels) <= 2 else QHeaderView.ResizeMode.ResizeToContents)
         self.summary.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
         self.summary.setRowCount(len(rows) + len(deltas))
         for r, (key, text, kind) in enumerate(rows):

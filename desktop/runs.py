@@ -176,7 +176,7 @@ class RunsPage(QWidget):
         splitter = QSplitter(Qt.Orientation.Vertical)
         splitter.addWidget(top)
         splitter.addWidget(self.bottom_tabs)
-        splitter.setSizes([320, 420])
+        splitter.setSizes([260, 480])
         splitter.setChildrenCollapsible(False)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(20, 16, 20, 16)

@@ -21,6 +21,13 @@ from engine.evalstats import frontier_points, level_table, source_title
 ROLE_SYMBOLS = {"base": "s", "sft": "t", "trained": "star", "checkpoint": "o", "source": "d"}
 
 
+def log2_ticks(plot: pg.PlotWidget, values) -> None:
+    """A log axis for k or budgets: points are drawn at log2(value) and the ticks name the values themselves
+    (pyqtgraph's own log mode labels decades, 10¹, which k = 1..16 never reaches)."""
+    values = sorted({int(v) for v in values})
+    plot.getPlotItem().getAxis("bottom").setTicks([[(math.log2(v), str(v)) for v in values], []])
+
+
 def _labels(summary: dict[str, Any]) -> list[str]:
     return [k for k, v in summary.items() if k != "deltas" and isinstance(v, dict) and "accuracy" in v]
 
@@ -54,7 +61,7 @@ class EvalPlot(pg.PlotWidget):
         item.setLabel("left", y_label)
         self.legend = None
         if legend:
-            self.legend = pg.LegendItem(colCount=4, labelTextSize="8pt", horSpacing=14)
+            self.legend = pg.LegendItem(colCount=3, labelTextSize="8pt", horSpacing=14)
             item.layout.addItem(self.legend, 4, 1)  # the row under the x axis: outside the data area
             item.legend = self.legend  # plot(name=...) items join it
         self.note = pg.TextItem(empty_note, anchor=(0.5, 0.5))
@@ -108,7 +115,9 @@ class FrontierPlot(EvalPlot):
         self.texts = []
         self.points = frontier_points(summary)
         pts = [p for p in self.points if math.isfinite(p["x"]) and math.isfinite(p["y"])]
-        self.show_note(not pts)
+        nothing_right = bool(pts) and all(p["y"] == 0 for p in pts)
+        self.show_note(not pts or nothing_right, "every answer was wrong: no model to prefer on accuracy yet"
+                       if nothing_right else "no evaluation to show")
         if not pts:
             self.scatter = None
             return
@@ -146,22 +155,35 @@ class FrontierPlot(EvalPlot):
                                             pen=pg.mkPen(t.border))
                 self.legend.addItem(sample, text)
         labelled = [p for p in pts if p["role"] != "checkpoint" or p["pareto"] or len(steps) <= 4]
-        for p in self._spread(labelled):  # names beside the points; checkpoints off the front only in tips
-            text = pg.TextItem(p["title"], color=t.text, anchor=(0, p["_anchor_y"]))
+        for p, text_ in self._spread(labelled, x, y):  # names beside the points; other checkpoints in tips
+            text = pg.TextItem(text_, color=t.text, anchor=(0, p["_anchor_y"]))
             text.setPos(p["x"], p["y"])
             self.addItem(text)
             self.texts.append(text)
         pad_x = max(1.0, 0.08 * (x.max() - x.min()))
         self.setXRange(max(0.0, x.min() - pad_x), x.max() + 3 * pad_x, padding=0)
-        self.setYRange(max(0.0, min(p["lo"] for p in pts) - 0.05), min(1.05, max(p["hi"] for p in pts) + 0.08),
-                       padding=0)
+        self.setYRange(max(-0.03, min(p["lo"] for p in pts) - 0.05), min(1.05, max(p["hi"] for p in pts) + 0.08),
+                       padding=0)  # a little below 0, so points at 0% are not cut in half
 
     @staticmethod
-    def _spread(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Labels of points close together alternate above and below, so they do not print over each other."""
-        out = sorted(points, key=lambda p: (p["y"], p["x"]))
-        for i, p in enumerate(out):
-            p["_anchor_y"] = 1.1 if i % 2 == 0 else -0.1
+    def _spread(points: list[dict[str, Any]], x: np.ndarray, y: np.ndarray) -> list[tuple[dict[str, Any], str]]:
+        """One label per spot: points that land on the same spot (within 1% of the axes) share one ("base,
+        after SFT and 5 more"); labels of spots close together alternate above and below their point."""
+        dx, dy = max(float(np.ptp(x)), 1.0) / 100, max(float(np.ptp(y)), 0.01) / 100
+        groups: list[list[dict[str, Any]]] = []
+        for p in sorted(points, key=lambda p: (p["y"], p["x"])):
+            for g in groups:
+                if abs(g[0]["x"] - p["x"]) <= dx and abs(g[0]["y"] - p["y"]) <= dy:
+                    g.append(p)
+                    break
+            else:
+                groups.append([p])
+        out = []
+        for i, g in enumerate(groups):
+            names = [p["title"] for p in g]
+            text = ", ".join(names) if len(names) <= 3 else f"{names[0]}, {names[1]} and {len(names) - 2} more"
+            g[0]["_anchor_y"] = 1.1 if i % 2 == 0 else -0.1
+            out.append((g[0], text))
         return out
 
     def _tip(self, x: float, y: float, data: str) -> str:
@@ -194,8 +216,8 @@ class PassAtKPlot(EvalPlot):
     def __init__(self):
         super().__init__("pass@k", "pass@k needs several samples per problem: set Samples above 1 and a "
                          "temperature (0.6 is typical)", "k (samples per problem)", "pass@k")
-        self.getPlotItem().setLogMode(x=True)
         self.curves: dict[str, pg.PlotDataItem] = {}
+        self.ks: list[int] = []
 
     def set_summary(self, summary: dict[str, Any]) -> None:
         self.reset()
@@ -205,10 +227,14 @@ class PassAtKPlot(EvalPlot):
             if len(curve) < 2:
                 continue
             color = theme.series_color(i)
-            self.curves[label] = self.plot(np.arange(1, len(curve) + 1), np.asarray(curve, dtype=float),
+            ks = np.arange(1, len(curve) + 1)
+            self.curves[label] = self.plot(np.log2(ks), np.asarray(curve, dtype=float),
                                            pen=pg.mkPen(color, width=2), symbol="o", symbolSize=6,
                                            symbolBrush=color, name=source_title(label, summary[label]))
-        self.setYRange(0, 1.02, padding=0)
+            self.ks = sorted(set(self.ks) | set(ks.tolist()))
+        n = max(self.ks, default=1)
+        log2_ticks(self, [k for k in self.ks if k in (1, 2, 4, 8, 16, 32, 64, n) or n <= 8])
+        self.setYRange(-0.02, 1.02, padding=0)
         self.show_note(not self.curves)
 
 
@@ -221,8 +247,6 @@ class BudgetPlots(QWidget):
         self.accuracy = EvalPlot("Accuracy by thinking budget", note, "thinking budget (tokens)", "accuracy")
         self.tokens = EvalPlot("Tokens by thinking budget", note, "thinking budget (tokens)", "mean tokens",
                                percent=False)
-        for plot in (self.accuracy, self.tokens):
-            plot.getPlotItem().setLogMode(x=True)
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.accuracy)
@@ -238,12 +262,14 @@ class BudgetPlots(QWidget):
             if not points:
                 continue
             color, name = theme.series_color(i), source_title(label, summary[label])
-            x = np.array([p["budget"] for p in points], dtype=float)
+            x = np.log2(np.array([p["budget"] for p in points], dtype=float))
+            for plot in (self.accuracy, self.tokens):
+                log2_ticks(plot, [p["budget"] for p in points])
             for plot, key in ((self.accuracy, "accuracy"), (self.tokens, "tokens")):
                 plot.plot(x, np.array([p[key] for p in points], dtype=float), pen=pg.mkPen(color, width=2),
                           symbol="o", symbolSize=6, symbolBrush=color, name=name)
             self.curves[label] = points
-        self.accuracy.setYRange(0, 1.02, padding=0)
+        self.accuracy.setYRange(-0.02, 1.02, padding=0)
         for plot in (self.accuracy, self.tokens):
             plot.show_note(not self.curves)
 
@@ -257,6 +283,7 @@ class LevelBars(EvalPlot):
     def __init__(self, metric: str = "accuracy"):
         super().__init__("", "no difficulty levels in this evaluation's data", "difficulty level", "",
                          percent=False)
+        self.legend.setColumnCount(2)  # beside the table, the chart is narrow
         self.metric = metric
         self.bars: dict[str, pg.BarGraphItem] = {}
         self._summary: dict[str, Any] = {}

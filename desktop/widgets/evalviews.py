@@ -100,7 +100,10 @@ class EvalViews(QTabWidget):
         levels_box = QWidget()
         levels = QHBoxLayout(levels_box)
         levels.setContentsMargins(0, 4, 0, 0)
-        levels.addWidget(self.levels_table, 1)
+        table_box = QVBoxLayout()
+        table_box.addWidget(label("Each cell: accuracy · mean tokens · think-rate", "muted"))
+        table_box.addWidget(self.levels_table, 1)
+        levels.addLayout(table_box, 1)
         bars = QVBoxLayout()
         pick = QHBoxLayout()
         pick.addWidget(QLabel("Bars of"))
@@ -126,20 +129,22 @@ class EvalViews(QTabWidget):
         self._select(None)
 
     def _fill_levels_table(self, summary: dict[str, Any]) -> None:
+        """A row per model, a column per level; each cell: accuracy · tokens · think-rate."""
         levels, labels, values = level_table(summary)
-        columns = [(label, key, kind) for label in labels for key, kind in (("Acc.", "pct"), ("Tok.", "num"),
-                                                                             ("Think", "pct"))]
-        self.levels_table.setColumnCount(1 + len(columns))
-        self.levels_table.setHorizontalHeaderLabels(
-            ["Level", *(f"{source_title(lb, summary[lb])}\n{key}" for lb, key, _ in columns)])
-        self.levels_table.setRowCount(len(levels))
-        for r, level in enumerate(levels):
-            self.levels_table.setItem(r, 0, QTableWidgetItem(str(level)))
-            for c, (lb, key, kind) in enumerate(columns, start=1):
-                value = values[lb][level][("Acc.", "Tok.", "Think").index(key)]
-                item = QTableWidgetItem(_cell(value, kind))
+        self.levels_table.setColumnCount(1 + len(levels))
+        self.levels_table.setHorizontalHeaderLabels(["Model", *(f"level {lv}" for lv in levels)])
+        for c in range(1, 1 + len(levels)):
+            self.levels_table.horizontalHeaderItem(c).setToolTip("accuracy · mean tokens · think-rate")
+        self.levels_table.setRowCount(len(labels))
+        for r, lb in enumerate(labels):
+            self.levels_table.setItem(r, 0, QTableWidgetItem(source_title(lb, summary[lb])))
+            for c, level in enumerate(levels, start=1):
+                acc, tok, think = values[lb][level]
+                item = QTableWidgetItem(f"{_cell(acc, 'pct')} · {_cell(tok, 'num')} · {_cell(think, 'pct')}")
                 item.setTextAlignment(Qt.AlignmentFlag.AlignCenter)
                 self.levels_table.setItem(r, c, item)
+        header = self.levels_table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
 
     def _on_level_metric_index_changed(self, _index: int) -> None:
         self.level_bars.set_metric(self.level_metric.currentData())

@@ -3,6 +3,7 @@ the Monitor's result line and stage labels that do not overprint. Stored results
 
 from __future__ import annotations
 
+import math
 import time
 
 from PySide6.QtCore import Qt
@@ -93,16 +94,18 @@ def test_pass_at_k_budget_and_level_views(window, tmp_path):
     run_id, _ = _evaluated_run(window.store, tmp_path)
     views = _show_on_runs_page(window, run_id)
     assert set(views.pass_at_k.curves) == {"base", "trained"}  # the models with several samples
-    assert views.pass_at_k.getPlotItem().ctrl.logXCheck.isChecked()  # k on a log axis
     x, y = views.pass_at_k.curves["trained"].getOriginalDataset()
-    assert list(x) == [1, 2, 3, 4] and y[-1] == 0.72
+    assert list(x) == [0, 1, math.log2(3), 2] and y[-1] == 0.72  # k on a log axis
+    ticks = views.pass_at_k.getPlotItem().getAxis("bottom")._tickLevels[0]
+    assert [text for _, text in ticks] == ["1", "2", "3", "4"]  # named by k, not by decade
     assert not views.pass_at_k.note.isVisible()
     assert list(views.budgets.curves) == ["trained"]
     assert [p["budget"] for p in views.budgets.curves["trained"]] == [4, 8, 16]
-    assert views.levels_table.rowCount() == 2  # levels 1 and 2, every model side by side
-    assert views.levels_table.columnCount() == 1 + 5 * 3
-    assert views.levels_table.horizontalHeaderItem(1).text() == "base\nAcc."
-    assert views.levels_table.item(0, 1).text() == "35%"
+    assert views.levels_table.rowCount() == 5  # every model side by side
+    assert views.levels_table.columnCount() == 1 + 2  # levels 1 and 2
+    assert views.levels_table.horizontalHeaderItem(1).text() == "level 1"
+    assert views.levels_table.item(0, 0).text() == "base"
+    assert views.levels_table.item(0, 1).text() == "35% · 55.0 · 50%"  # accuracy · tokens · think-rate
     assert len(views.level_bars.bars) == 5
     views.level_metric.setCurrentIndex(1)  # tokens
     assert views.level_bars.metric == "tokens" and len(views.level_bars.bars) == 5

@@ -242,3 +242,19 @@ def test_a_store_from_before_gains_the_new_columns(tmp_path):
 def test_titles_of_sources_named_by_run():
     assert source_title("run:3", {"role": "trained"}) == "run #3 trained"
     assert source_title("run:3:grpo:4", {"role": "checkpoint", "stage": "grpo", "step": 4}) == "run #3 checkpoint 4"
+
+
+def test_model_card_puts_every_model_and_checkpoint_side_by_side(store, tmp_path):
+    from engine.export import Picked, _evaluation_section
+
+    run_id = store.create_run("card", {}, tmp_path)
+    level = {"accuracy/d1": 0.5, "think_rate/d1": 1.0, "tokens/d1": 30.0}
+    summary = {"base": {"accuracy": 0.25, "tokens": 50.0, "role": "base", "prompts": 4, **level},
+               "grpo step 2": {"accuracy": 0.5, "tokens": 30.0, "role": "checkpoint", "stage": "grpo", "step": 2,
+                               **level},
+               "trained": {"accuracy": 0.5, "tokens": 28.0, "role": "trained", **level}}
+    eval_id = store.create_evaluation(list(summary), "builtin:arithmetic", 4, {"num_samples": 1}, run_id=run_id)
+    store.update_evaluation(eval_id, status="succeeded", summary=summary)
+    lines = _evaluation_section(store, run_id, Picked(tmp_path, "grpo", 2, True))
+    assert "| | base model | checkpoint 2 | trained |" in lines
+    assert "| level | base model | checkpoint 2 | trained |" in lines
