@@ -304,7 +304,7 @@ class ComparePage(QWidget):
         self.history.clear()
         for ev in reversed(evaluations):
             names = " vs ".join(ev["sources"] or [])
-            origin = f" (eval stage of run #{ev['run_id']})" if ev.get("run_id") else ""
+            origin = f" (run #{ev['run_id']})" if ev.get("run_id") else ""
             item = QListWidgetItem(f"#{ev['id']} {names}{origin}\n"
                                    f"{ev['task']} · {ev['n']} problems · {ev['status']}")
             item.setData(Qt.ItemDataRole.UserRole, ev["id"])

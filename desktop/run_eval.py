@@ -49,10 +49,12 @@ class RunEvaluation(QWidget):
         self.set_run(None)
 
     def evaluations(self, run_id: int) -> list[dict[str, Any]]:
-        """The run's evaluations: its eval stage's and those of its weights (run:ID...), oldest first."""
+        """The run's evaluations: its eval stage's, this tab's, and any of its weights (run:ID..., or a summary
+        entry of the run), oldest first."""
         own = f"run:{run_id}"
         return [e for e in self.store.list_evaluations() if e["run_id"] == run_id
-                or any(s == own or s.startswith(own + ":") for s in e["sources"] or [])]
+                or any(s == own or s.startswith(own + ":") for s in e["sources"] or [])
+                or any(isinstance(v, dict) and v.get("run_id") == run_id for v in (e["summary"] or {}).values())]
 
     def set_run(self, run: dict[str, Any] | None) -> None:
         self.run = run
@@ -105,7 +107,7 @@ class RunEvaluation(QWidget):
                     "batch_size": e.get("batch_size", 16), "seed": spec.get("seed", 0), "prompt_mode": "",
                     "budgets": e.get("budgets") or [], "checkpoints": "all"}
         eval_id = self.store.create_evaluation([f"run:{run['id']}"], data.get("source", "builtin:arithmetic"),
-                                               int(data.get("eval_size", 64)), settings)
+                                               int(data.get("eval_size", 64)), settings, run_id=run["id"])
         if not start_evaluation_process(self.store, eval_id):
             self.sig_error.emit("Could not start the evaluation process.", f"python -m engine.evaluate {eval_id}")
         self.refresh()

@@ -26,15 +26,15 @@ from PySide6.QtWidgets import (
     QPushButton,
     QSplitter,
     QTableWidget,
-    QTabWidget,
     QTableWidgetItem,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
 
 from desktop import theme
-from desktop.runner import RunController
 from desktop.run_eval import RunEvaluation
+from desktop.runner import RunController
 from desktop.widgets.forms import ComboBox, label
 from desktop.widgets.plots import LivePlot
 from desktop.widgets.timeline import fmt_duration

@@ -442,6 +442,10 @@ def run_evaluation(store, eval_id: int, placement=None, default_model=None, exam
                 s.label, k = f"{base} ({k})", k + 1
             seen.add(s.label)
         store.update_evaluation(eval_id, sources=[s.label for s in sources])
+        # the run's eval stage follows this evaluation's progress only while that stage is what runs it
+        # (an evaluation of a finished run's checkpoints must not touch its stages)
+        stage_runs = ev["run_id"] is not None and any(
+            st["stage"] == "eval" and st["status"] == "running" for st in store.stages(ev["run_id"]))
         budgets: list[int | None] = [None, *sorted(set(settings.budgets))]
         per_source = len(budgets) * len(examples)
         store.update_evaluation(eval_id, total=len(sources) * per_source)
@@ -451,7 +455,7 @@ def run_evaluation(store, eval_id: int, placement=None, default_model=None, exam
                 store.update_evaluation(eval_id, progress=offset + done)
                 if report is not None:
                     report(offset + done, len(sources) * per_source, began)
-                if ev["run_id"] is not None:
+                if stage_runs:
                     store.set_stage(ev["run_id"], "eval", progress=offset + done)
 
             started = time.time()

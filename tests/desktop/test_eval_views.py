@@ -154,3 +154,56 @@ def test_stage_labels_do_not_print_over_each_other(window):
     assert lines[0].label.orthoPos != lines[1].label.orthoPos  # neighbours at different heights
     assert plot.legend.parentItem() is not plot.getPlotItem().vb  # the legend sits outside the data area
     plot.close()
+
+
+ADAPTER_SCRIPT = """
+import sys, torch
+from peft import LoraConfig, get_peft_model
+from transformers import AutoModelForCausalLM, AutoTokenizer
+from engine.models import resolve_source
+base = resolve_source("builtin:tiny-random")
+torch.manual_seed(0)
+model = get_peft_model(AutoModelForCausalLM.from_pretrained(base), LoraConfig(
+    r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM", init_lora_weights=False))
+for out in sys.argv[1:]:
+    model.save_pretrained(out)
+    AutoTokenizer.from_pretrained(base).save_pretrained(out)
+"""
+
+
+def test_evaluate_every_checkpoint_runs_in_a_worker_process(window, qtbot):
+    """The Runs page's button: a real evaluation of two checkpoints on the tiny model, off the GUI thread."""
+    import os
+    import subprocess
+    import sys
+
+    from engine.launch import create_run
+    from engine.spec import load_spec
+    from tests.conftest import ROOT, SPECS
+
+    store = window.store
+    spec = load_spec(SPECS / "smoke.toml").replace(**{"stages": ["grpo", "eval"], "data.eval_size": 2,
+                                                      "eval.max_completion_length": 4})
+    run_id, run_dir = create_run(spec, store)
+    folders = [run_dir / "checkpoints" / "grpo" / f"checkpoint-{s}" for s in (1, 2)] + [run_dir / "adapter"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    made = subprocess.run([sys.executable, "-c", ADAPTER_SCRIPT, *map(str, folders)], env=env, cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)  # torch stays out of the GUI process
+    assert made.returncode == 0, made.stderr[-2000:]
+    for step, folder in zip((1, 2), folders, strict=False):
+        store.add_artifact(run_id, "checkpoint", folder, {"step": step, "stage": "grpo"}, stage="grpo")
+    store.add_artifact(run_id, "adapter", folders[-1], {"step": 2, "stage": "grpo"}, stage="grpo")
+    store.update_run(run_id, status="succeeded", finished=time.time())
+    panel = window.runs.evaluation
+    _show_on_runs_page(window, run_id)
+    assert panel.evaluate_button.isEnabled()
+    panel.evaluate_button.click()
+    (ev,) = store.list_evaluations()
+    qtbot.waitUntil(lambda: store.get_evaluation(ev["id"])["status"] in ("succeeded", "failed"), timeout=300_000)
+    done = store.get_evaluation(ev["id"])
+    assert done["status"] == "succeeded", done["error"]
+    assert done["pid"] != os.getpid()  # a worker process evaluated, not the GUI
+    qtbot.waitUntil(lambda: len(panel.views.frontier.points) == 4, timeout=5000)  # base, 2 checkpoints, trained
+    assert not panel.timer.isActive()  # the poll stops with the evaluation
+    assert "Evaluation #" in panel.status.text()
+    assert "eval" not in {s["stage"] for s in store.stages(run_id)}  # the run's stages are left as they were

@@ -13,7 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from engine.evalstats import frontier_points, pareto_front, pass_at_k, pass_at_k_curve, source_title, wilson_interval
+from engine.evalstats import (
+    frontier_points,
+    pareto_front,
+    pass_at_k,
+    pass_at_k_curve,
+    source_title,
+    wilson_interval,
+)
 from engine.launch import create_run
 from engine.spec import SpecInvalid, load_spec
 from tests.conftest import ROOT, SPECS
@@ -258,3 +265,21 @@ def test_model_card_puts_every_model_and_checkpoint_side_by_side(store, tmp_path
     lines = _evaluation_section(store, run_id, Picked(tmp_path, "grpo", 2, True))
     assert "| | base model | checkpoint 2 | trained |" in lines
     assert "| level | base model | checkpoint 2 | trained |" in lines
+
+
+def test_the_eval_stage_scores_every_checkpoint_and_budget(store):
+    from engine.launch import spawn_worker
+
+    spec = load_spec(SPECS / "smoke.toml").replace(**{
+        "stages": ["grpo", "eval"], "grpo.max_steps": 3, "grpo.save_steps": 1,  # three checkpoints
+        "data.eval_size": 2, "eval.max_completion_length": 6, "eval.checkpoints": "all", "eval.budgets": [2]})
+    run_id, run_dir = create_run(spec, store)
+    assert spawn_worker(run_dir, store).wait(timeout=600) == 0, (run_dir / "worker.log").read_text()[-3000:]
+    (ev,) = store.list_evaluations(run_id)
+    assert ev["sources"] == ["base", "grpo step 1", "grpo step 2", "grpo step 3", "trained"]
+    summary = ev["summary"]
+    assert [summary[s]["step"] for s in ev["sources"][1:4]] == [1, 2, 3]
+    assert all(summary[s]["budgets"][0]["budget"] == 2 for s in ev["sources"])
+    assert len(store.generations(ev["id"])) == 5 * 2 * 2  # sources x prompts x (no budget, budget 2)
+    stage = next(s for s in store.stages(run_id) if s["stage"] == "eval")
+    assert stage["progress"] == stage["total_steps"] == 5 * 2 * 2
