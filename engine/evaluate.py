@@ -23,22 +23,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from engine.budget_forcing import FORCED_CLOSE, generate_budgeted  # noqa: F401 (FORCED_CLOSE: for callers)
+from engine.eval_sources import Source, _trained_base, resolve_source, run_examples, run_sources  # noqa: F401
 from engine.evalstats import pass_at_k, pass_at_k_curve, wilson_interval
 from engine.rewards.parsing import is_correct, parse_response, think_token_split
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Source:
-    label: str
-    model: Any  # engine.spec.ModelSpec
-    adapter: Path | None = None
-    prompt_mode: str = "think"
-    role: str = "source"  # base, sft, checkpoint, trained, or source (anything named on the command line)
-    stage: str | None = None  # a checkpoint's stage and step
-    step: int | None = None
-    run_id: int | None = None  # the run whose weights these are (so a view can offer to export them)
 
 
 @dataclass
@@ -53,84 +43,6 @@ class EvalSettings:
     checkpoints: str | list[int] = "final"  # a run:ID source covers "final", "all" or these steps (run_sources)
     extra: dict[str, Any] = field(default_factory=dict)
 
-
-BUDGET_ANSWER_TOKENS = 32  # what a budget-forced answer may still take after the think block is closed
-FORCED_CLOSE = "\n</think>\n<answer>"
-
-
-def _spec_near(path: Path):
-    from engine.spec import load_spec
-
-    for folder in (path, *path.parents[:3]):
-        if (folder / "spec.toml").is_file():
-            return load_spec(folder / "spec.toml")
-    return None
-
-
-def _trained_base(model, adapter: Path):
-    """The base the adapter was trained on, as its adapter_config.json records it, when that folder is still there
-    (a source like builtin:tiny-random may point at another folder by now)."""
-    import dataclasses
-    import json
-
-    try:
-        recorded = json.loads((adapter / "adapter_config.json").read_text()).get("base_model_name_or_path")
-    except (OSError, ValueError):
-        return model
-    if recorded and Path(recorded).is_dir() and (Path(recorded) / "config.json").is_file():
-        return dataclasses.replace(model, source=recorded)
-    return model
-
-
-def resolve_source(text: str, store=None, default_model=None) -> Source:
-    """Turn a source string into the model (and adapter) to evaluate; raises ValueError naming the source."""
-    from engine.spec import ModelSpec
-
-    text = text.strip()
-    if text.startswith("run:"):
-        parts = text.split(":")
-        try:
-            run_id = int(parts[1])
-        except (IndexError, ValueError):
-            raise ValueError(f"source {text!r}: write run:ID or run:ID:STEP") from None
-        if store is None:
-            raise ValueError(f"source {text!r} needs the run store")
-        run = store.get_run(run_id)
-        from engine.spec import spec_from_dict
-
-        spec = spec_from_dict(run["spec"])
-        arts = store.artifacts(run_id)
-        if len(parts) > 2:
-            stage = parts[2] if len(parts) > 3 else None
-            try:
-                step = int(parts[-1])
-            except ValueError:
-                raise ValueError(f"source {text!r}: write run:ID:STEP or run:ID:STAGE:STEP") from None
-            found = sorted((a for a in arts if a["kind"] == "checkpoint" and a["meta"].get("step") == step
-                            and stage in (None, a["meta"].get("stage") or a["stage"])),
-                           key=lambda a: a["stage"] == "grpo")  # GRPO's checkpoint when SFT has one too
-            if not found:
-                raise ValueError(f"source {text!r}: run {run_id} has no checkpoint at step {step}")
-            adapter = Path(found[-1]["path"])
-            return Source(text, _trained_base(spec.model, adapter), adapter, spec.rewards.resolved_prompt_mode(),
-                          role="checkpoint", stage=found[-1]["meta"].get("stage") or found[-1]["stage"], step=step,
-                          run_id=run_id)
-        else:
-            found = [a for a in arts if a["kind"] == "adapter"]
-            if not found:
-                raise ValueError(f"source {text!r}: run {run_id} has no final adapter yet ({run['status']})")
-            adapter = Path(found[-1]["path"])
-        return Source(text, _trained_base(spec.model, adapter), adapter, spec.rewards.resolved_prompt_mode(),
-                      role="trained", run_id=run_id)
-    path = Path(text).expanduser()
-    if path.is_dir() and (path / "adapter_config.json").is_file():
-        spec = _spec_near(path)
-        if spec is None:
-            raise ValueError(f"source {text!r}: an adapter without a spec.toml beside it; Ponder cannot tell its "
-                             "base model")
-        return Source(text, _trained_base(spec.model, path), path, spec.rewards.resolved_prompt_mode())
-    model = ModelSpec(source=text) if default_model is None or text != "base" else default_model
-    return Source(text if text != "base" else "base", model)
 
 
 def generate(model, tokenizer, prompts: list[str], settings: EvalSettings, progress=None) -> list[list[tuple]]:
@@ -156,72 +68,6 @@ def generate(model, tokenizer, prompts: list[str], settings: EvalSettings, progr
                 cut = next((j + 1 for j, t in enumerate(row) if t in eos), len(row))  # up to and with EOS
                 group.append((tokenizer.decode(row[:cut], skip_special_tokens=True), row[:cut]))
             out.append(group)
-        if progress:
-            progress(min(start + settings.batch_size, len(prompts)), len(prompts))
-    return out
-
-
-def _generate_ids(model, tokenizer, rows: list[list[int]], max_new_tokens: int, settings: EvalSettings,
-                  num_return_sequences: int = 1) -> list[list[int]]:
-    """New token ids after each row of ids (left-padded into one batch); stops at EOS like `generate`."""
-    import torch
-
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    width = max(len(r) for r in rows)
-    ids = torch.tensor([[pad] * (width - len(r)) + r for r in rows], device=model.device)
-    mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows], device=model.device)
-    sample = settings.temperature > 0
-    with torch.inference_mode():
-        out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=sample,
-                             temperature=settings.temperature if sample else None, top_p=None, top_k=None,
-                             num_return_sequences=num_return_sequences, pad_token_id=pad)
-    eos = {tokenizer.eos_token_id, tokenizer.pad_token_id} - {None}
-    new = []
-    for row in out[:, width:].tolist():
-        cut = next((j + 1 for j, t in enumerate(row) if t in eos), len(row))  # up to and with EOS
-        new.append(row[:cut])
-    return new
-
-
-def generate_budgeted(model, tokenizer, prompts: list[str], settings: EvalSettings, budget: int,
-                      progress=None) -> list[list[tuple]]:
-    """Budget forcing (s1): think for at most `budget` tokens, then close the think block and answer.
-
-    Phase 1 generates `budget` tokens. A completion that ended (EOS) is kept; one that closed its think
-    block itself goes on as usual, up to max_completion_length in all; one still thinking after exactly
-    `budget` tokens gets FORCED_CLOSE appended and BUDGET_ANSWER_TOKENS more to write its answer, and a
-    closing </answer> if it wrote none. Returns (text, completion token ids) like `generate`."""
-    import torch
-
-    tokenizer.padding_side = "left"
-    torch.manual_seed(settings.seed)
-    eos = {tokenizer.eos_token_id, tokenizer.pad_token_id} - {None}
-    forced = tokenizer(FORCED_CLOSE, add_special_tokens=False)["input_ids"]
-    close_answer = tokenizer("</answer>", add_special_tokens=False)["input_ids"]
-    out: list[list[tuple]] = []
-    k = settings.num_samples
-    for start in range(0, len(prompts), settings.batch_size):
-        chunk = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts[start:start + settings.batch_size]]
-        first = _generate_ids(model, tokenizer, chunk, budget, settings, num_return_sequences=k)
-        heads = [chunk[i // k] for i in range(len(first))]  # (len(chunk) * k,) prompt ids per completion
-        done = [bool(ids) and ids[-1] in eos for ids in first]
-        closed = ["</think>" in tokenizer.decode(ids, skip_special_tokens=True) for ids in first]
-        completions = [list(ids) for ids in first]
-        for group, extra, more in ((True, [], settings.max_completion_length - budget),
-                                   (False, forced, BUDGET_ANSWER_TOKENS)):
-            todo = [i for i in range(len(first)) if not done[i] and closed[i] == group]
-            if not todo or more <= 0:
-                continue
-            for i in todo:
-                completions[i] += extra
-            tails = _generate_ids(model, tokenizer, [heads[i] + completions[i] for i in todo], more, settings)
-            for i, tail in zip(todo, tails, strict=True):
-                completions[i] += tail
-                if not group and "</answer>" not in tokenizer.decode(tail, skip_special_tokens=True):
-                    completions[i] += close_answer
-        for i in range(len(chunk)):
-            out.append([(tokenizer.decode(ids, skip_special_tokens=True), ids)
-                        for ids in completions[i * k:(i + 1) * k]])
         if progress:
             progress(min(start + settings.batch_size, len(prompts)), len(prompts))
     return out
@@ -333,54 +179,6 @@ def evaluate_source(source: Source, examples: list[dict], settings: EvalSettings
     del model
     gc.collect()
     return out
-
-
-def run_examples(spec, n: int | None = None) -> list[dict]:
-    """The run's held-out problems, as its eval stage draws them (its data seed, difficulty mix and columns)."""
-    from engine.data import load_examples
-
-    d = spec.data
-    return load_examples(d.source, n=d.eval_size if n is None else n, seed=d.seed, split="eval",
-                         difficulty_mix=d.mix(), columns=d.columns())
-
-
-def run_sources(store, run_id: int, checkpoints: str | list[int] = "final", compare_base: bool = True) -> list[Source]:
-    """What a run's evaluation covers: its base model, the SFT adapter (when RL followed), the chosen checkpoints
-    ("final" = none, "all", or a list of steps) in training order, and the final trained adapter."""
-    from engine.spec import spec_from_dict
-
-    run = store.get_run(run_id)
-    spec = spec_from_dict(run["spec"])
-    mode = spec.rewards.resolved_prompt_mode()
-    arts = store.artifacts(run_id)
-    adapters = {(a["meta"].get("stage") or a["stage"]): Path(a["path"]) for a in arts if a["kind"] == "adapter"}
-    trained = adapters.get("grpo") or adapters.get("prefer") or adapters.get("sft") or next(
-        (Path(a["path"]) for a in reversed(arts) if a["kind"] == "adapter"), None)
-    sources = [Source("base", spec.model, None, mode, role="base")] if compare_base or trained is None else []
-    sft = adapters.get("sft")
-    if compare_base and sft is not None and trained is not None and sft != trained:
-        sources.append(Source("sft", _trained_base(spec.model, sft), sft, mode, role="sft", run_id=run_id))
-    if checkpoints != "final":
-        order = {stage: i for i, stage in enumerate(("sft", "prefer", "grpo"))}
-        found = {}
-        for a in arts:
-            stage, step = a["meta"].get("stage") or a["stage"], a["meta"].get("step")
-            if a["kind"] == "checkpoint" and step is not None and stage != "judge" and Path(a["path"]).is_dir():
-                found[(stage, step)] = Path(a["path"])
-        wanted = None if checkpoints == "all" else set(checkpoints)
-        if wanted is not None and wanted - {step for _, step in found}:
-            missing = sorted(wanted - {step for _, step in found})
-            have = ", ".join(str(step) for _, step in sorted(found)) or "none"
-            raise ValueError(f"run {run_id} has no checkpoint at step {', '.join(map(str, missing))} "
-                             f"(checkpoints: {have})")
-        for (stage, step), path in sorted(found.items(), key=lambda kv: (order.get(kv[0][0], 9), kv[0][1])):
-            if wanted is None or step in wanted:
-                sources.append(Source(f"{stage} step {step}", _trained_base(spec.model, path), path, mode,
-                                      role="checkpoint", stage=stage, step=step, run_id=run_id))
-    if trained is not None:
-        sources.append(Source("trained", _trained_base(spec.model, trained), trained, mode, role="trained",
-                              run_id=run_id))
-    return sources
 
 
 def _summary_of(rows_by_budget: dict[int | None, list[dict]], settings: EvalSettings, source: Source) -> dict:

@@ -7,7 +7,8 @@ to the run's metrics (stage "eval"), so the Runs page and the model card can sho
 
 from __future__ import annotations
 
-from engine.evaluate import EvalSettings, run_evaluation, run_examples, run_sources
+from engine.eval_sources import run_examples, run_sources
+from engine.evaluate import EvalSettings, run_evaluation
 from engine.stages import StageContext, StageFailed, is_main_process
 
 STAGE = "eval"
