@@ -85,8 +85,10 @@ class EvalPlot(pg.PlotWidget):
         self.note.setPos(self.getPlotItem().vb.boundingRect().center())
 
     def apply_theme(self, t: theme.Theme) -> None:
-        self.setBackground(t.base)
         item = self.getPlotItem()
+        if item is None:  # closed: pyqtgraph drops its plot item, the theme signal may still come
+            return
+        self.setBackground(t.base)
         for axis in ("left", "bottom"):
             ax = item.getAxis(axis)
             ax.setPen(pg.mkPen(t.border))

@@ -207,3 +207,16 @@ def test_evaluate_every_checkpoint_runs_in_a_worker_process(window, qtbot):
     assert not panel.timer.isActive()  # the poll stops with the evaluation
     assert "Evaluation #" in panel.status.text()
     assert "eval" not in {s["stage"] for s in store.stages(run_id)}  # the run's stages are left as they were
+
+
+def test_the_pareto_front_is_drawn_through_its_points(window):
+    from desktop.widgets.evalcharts import FrontierPlot
+
+    plot = FrontierPlot()
+    plot.set_summary({"base": _point(0.2, 60.0, "base"), "cheap": _point(0.3, 20.0, "source"),
+                      "trained": _point(0.5, 40.0, "trained"), "worse": _point(0.25, 50.0, "source")})
+    (line,) = [item for item in plot.getPlotItem().listDataItems() if item.name() == "Pareto front"]
+    x, y = line.getData()
+    assert list(x) == [20.0, 40.0] and list(y) == [0.3, 0.5]  # cheap, then trained; base and worse are beaten
+    assert sorted(t.textItem.toPlainText() for t in plot.texts) == ["base", "cheap", "trained", "worse"]
+    plot.close()
