@@ -142,6 +142,8 @@ class MainWindow(QMainWindow):
         self.compare.sig_error.connect(self.banner.show_error)
         self.export.sig_error.connect(self.banner.show_error)
         self.runs.sig_export.connect(self._on_runs_export)
+        self.runs.sig_export_checkpoint.connect(self._on_export_checkpoint)
+        self.compare.sig_export_checkpoint.connect(self._on_export_checkpoint)
         self.banner.sig_show_run.connect(self.show_run)
         theme.manager().sig_changed.connect(self._on_theme_changed)
 
@@ -176,6 +178,13 @@ class MainWindow(QMainWindow):
 
     def _on_runs_export(self, run: dict) -> None:
         self.export.select_run(run["id"])
+        self.show_page("export")
+
+    def _on_export_checkpoint(self, run_id: int, key: str) -> None:
+        """A point on an evaluation chart: that checkpoint (or the final adapter) on the Export page."""
+        if not self.export.select_weights(run_id, key):
+            self.banner.show_error(f"Run #{run_id} has no weights {key or 'adapter'} to export any more.", "")
+            return
         self.show_page("export")
 
     def _on_runs_compare(self, run: dict) -> None:

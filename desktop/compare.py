@@ -38,10 +38,13 @@ from PySide6.QtWidgets import (
 import engine.data as data_catalogue
 from desktop import theme
 from desktop.runner import RunController, describe_exit, log_tail, read_exit_code
+from desktop.widgets.evalviews import EvalViews
 from desktop.widgets.forms import ComboBox, SciEdit, SpinBox, label
+from desktop.widgets.timeline import fmt_duration
 from desktop.widgets.trace_view import completion_html
 from desktop.widgets.page import Page
 from engine import paths
+from engine.evalstats import source_title
 
 SUMMARY_ROWS = (("accuracy", "Accuracy (pass@1)", "pct"), ("tokens", "Tokens per answer", "num"),
                 ("think_tokens", "Thinking tokens", "num"), ("answer_tokens", "Answer tokens", "num"),
@@ -51,8 +54,32 @@ SUMMARY_ROWS = (("accuracy", "Accuracy (pass@1)", "pct"), ("tokens", "Tokens per
 POLL_MS = 500
 
 
-def _letter(i: int) -> str:
-    return "AB"[i] if i < 2 else str(i + 1)
+def start_evaluation_process(store, eval_id: int) -> bool:
+    """Start `python -m engine.evaluate EVAL_ID` detached and supervised (like a run's worker): the GUI
+    process never evaluates. False (the evaluation marked failed) if it could not start."""
+    folder = paths.ponder_home() / "evaluations" / f"{eval_id:04d}"
+    folder.mkdir(parents=True, exist_ok=True)
+    argv = [sys.executable, "-m", "engine.evaluate", str(eval_id), "--store", str(store.path)]
+    supervised = ["-m", "desktop.supervise", str(folder), "--", *argv]
+    ok, _pid = QProcess.startDetached(sys.executable, supervised, os.getcwd())
+    if not ok:
+        store.update_evaluation(eval_id, status="failed", finished=time.time(),
+                                error="could not start the evaluation process")
+    return ok
+
+
+def evaluation_eta(ev: dict[str, Any]) -> str:
+    """ "ETA 1m20s" from an evaluation's pace so far, or "" before its first answer."""
+    done, total, started = ev.get("progress") or 0, ev.get("total") or 0, ev.get("started")
+    if not (done and total and started) or done >= total:
+        return ""
+    return f"ETA {fmt_duration((time.time() - started) / done * (total - done))}"
+
+
+def titles(summary: dict[str, Any], labels: list[str]) -> list[str]:
+    """Column titles by what each source is (base, after SFT, trained, checkpoint 16), unique."""
+    out = [source_title(lb, summary.get(lb) if isinstance(summary.get(lb), dict) else None) for lb in labels]
+    return [f"{t} ({lb})" if out.count(t) > 1 else t for t, lb in zip(out, labels, strict=True)]
 
 
 def _fmt(value: Any, kind: str) -> str:
@@ -64,6 +91,8 @@ def _fmt(value: Any, kind: str) -> str:
 class ComparePage(Page):
     sig_error = Signal(str, str)
     """An evaluation failed or could not start; arguments: message, details."""
+    sig_export_checkpoint = Signal(int, str)
+    """The user wants to export a run's weights; arguments: run id, "" (final adapter) or "STAGE:STEP"."""
 
     def __init__(self, controller: RunController, parent=None):
         super().__init__(parent)
@@ -140,6 +169,10 @@ class ComparePage(Page):
         self.summary.verticalHeader().hide()
         self.summary.verticalHeader().setDefaultSectionSize(24)
         self.summary.setMinimumHeight(200)
+        self.views = EvalViews(self.store)  # frontier, pass@k, budgets, by difficulty; the table first
+        self.views.insertTab(0, self.summary, "Summary")
+        self.views.setCurrentIndex(0)
+        self.views.sig_export_checkpoint.connect(self.sig_export_checkpoint)
         self.pairs = QTableWidget(0, 3)
         self.pairs.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.pairs.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
@@ -160,8 +193,8 @@ class ComparePage(Page):
         top = QWidget()
         top_layout = QHBoxLayout(top)
         top_layout.setContentsMargins(0, 0, 0, 0)
-        top_layout.addWidget(self.summary, 1)
-        top_layout.addWidget(self.pairs, 1)
+        top_layout.addWidget(self.views, 3)
+        top_layout.addWidget(self.pairs, 2)
         results = QSplitter(Qt.Orientation.Vertical)
         results.addWidget(top)
         results.addWidget(side)
@@ -260,15 +293,8 @@ class ComparePage(Page):
     def start(self, sources: list[str], task: str, n: int, settings: dict[str, Any]) -> int | None:
         """Register the evaluation and start `python -m engine.evaluate` for it; returns its id."""
         eval_id = self.store.create_evaluation(sources, task, n, settings)
-        folder = paths.ponder_home() / "evaluations" / f"{eval_id:04d}"
-        folder.mkdir(parents=True, exist_ok=True)
-        argv = [sys.executable, "-m", "engine.evaluate", str(eval_id), "--store", str(self.store.path)]
-        supervised = ["-m", "desktop.supervise", str(folder), "--", *argv]
-        ok, _pid = QProcess.startDetached(sys.executable, supervised, os.getcwd())
-        if not ok:
-            self.store.update_evaluation(eval_id, status="failed", finished=time.time(),
-                                         error="could not start the evaluation process")
-            self.sig_error.emit("Could not start the evaluation process.", " ".join(argv))
+        if not start_evaluation_process(self.store, eval_id):
+            self.sig_error.emit("Could not start the evaluation process.", f"python -m engine.evaluate {eval_id}")
         self.refresh_list()
         return eval_id
 
@@ -279,7 +305,7 @@ class ComparePage(Page):
         self.history.clear()
         for ev in reversed(evaluations):
             names = " vs ".join(ev["sources"] or [])
-            origin = f" (eval stage of run #{ev['run_id']})" if ev.get("run_id") else ""
+            origin = f" (run #{ev['run_id']})" if ev.get("run_id") else ""
             item = QListWidgetItem(f"#{ev['id']} {names}{origin}\n"
                                    f"{ev['task']} · {ev['n']} problems · {ev['status']}")
             item.setData(Qt.ItemDataRole.UserRole, ev["id"])
@@ -311,8 +337,8 @@ class ComparePage(Page):
         except KeyError:
             self.eval_id = None
             return
-        changed = self.evaluation is None or (self.evaluation["id"], self.evaluation["status"]) != (ev["id"],
-                                                                                                   ev["status"])
+        changed = self.evaluation is None or (self.evaluation["id"], self.evaluation["status"],
+                                              self.evaluation["summary"]) != (ev["id"], ev["status"], ev["summary"])
         self.evaluation = ev
         new = self.store.generations(self.eval_id, self._after)
         if new:
@@ -321,7 +347,7 @@ class ComparePage(Page):
         total, done = ev.get("total") or 0, ev.get("progress") or 0
         self.progress.setRange(0, max(total, 1))
         self.progress.setValue(min(done, total) if total else 0)
-        self.progress.setFormat(f"{done} of {total} answers" if total else "starting…")
+        self.progress.setFormat(f"{done} of {total} answers  {evaluation_eta(ev)}" if total else "starting…")
         self.progress.setVisible(ev["status"] in ("queued", "running"))
         self.start_button.setEnabled(ev["status"] not in ("queued", "running"))
         self.status.setText(self._status_text(ev))
@@ -350,11 +376,16 @@ class ComparePage(Page):
                         and k != "pass@1"})
         rows = [*SUMMARY_ROWS, *((k, k.replace("accuracy/d", "Accuracy, difficulty "), "pct") for k in extra)]
         deltas = summary.get("deltas") or {}
-        delta_names = {"d_accuracy_pct": "Accuracy change, B vs. A", "d_tokens_pct": "Tokens saved, B vs. A"}
+        names = titles(summary, labels)
+        versus = f"{names[-1]} vs. {names[0]}" if len(names) >= 2 else ""
+        delta_names = {"d_accuracy_pct": f"Accuracy change, {versus}", "d_tokens_pct": f"Tokens saved, {versus}"}
         self.summary.setColumnCount(1 + len(labels))
-        self.summary.setHorizontalHeaderLabels(["", *(_letter(i) for i in range(len(labels)))])
+        self.summary.setHorizontalHeaderLabels(["", *names])
         for i, source in enumerate(labels, start=1):
             self.summary.horizontalHeaderItem(i).setToolTip(source)
+        # two columns share the width; more (checkpoints) keep their titles readable and scroll instead
+        self.summary.horizontalHeader().setSectionResizeMode(
+            QHeaderView.ResizeMode.Stretch if len(labels) <= 2 else QHeaderView.ResizeMode.ResizeToContents)
         self.summary.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
         self.summary.setRowCount(len(rows) + len(deltas))
         for r, (key, text, kind) in enumerate(rows):
@@ -369,10 +400,16 @@ class ComparePage(Page):
             item.setTextAlignment(Qt.AlignmentFlag.AlignCenter)
             self.summary.setItem(r, len(labels) if labels else 0, item)
         self._set_pair_headers(labels)
+        self.views.set_evaluation(ev)
+
+    def _title(self, source: str) -> str:
+        summary = (self.evaluation or {}).get("summary") or {}
+        sources = list((self.evaluation or {}).get("sources") or [])
+        return titles(summary, sources)[sources.index(source)] if source in sources else source
 
     def _set_pair_headers(self, sources: list[str]) -> None:
         self.pairs.setColumnCount(1 + len(sources))
-        self.pairs.setHorizontalHeaderLabels(["Problem", *(_letter(i) for i in range(len(sources)))])
+        self.pairs.setHorizontalHeaderLabels(["Problem", *(self._title(s) for s in sources)])
         for i, source in enumerate(sources, start=1):
             self.pairs.horizontalHeaderItem(i).setToolTip(source)
 
@@ -411,7 +448,8 @@ class ComparePage(Page):
         for title, text, source in ((self.left_title, self.left_text, sources[0]),
                                     (self.right_title, self.right_text, sources[1])):
             g = by_source.get(source) if source else None
-            title.setText(f"{'A' if text is self.left_text else 'B'}: {source}" if source else "")
+            title.setText(f"{self._title(source)}: {source}" if source and self._title(source) != source
+                          else source or "")
             text.setHtml(completion_html({**g, "step": None, "reward": None, "rewards": {}}, show_think=True)
                          if g else "")
 

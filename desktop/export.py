@@ -204,6 +204,20 @@ class ExportPage(Page):
         if index >= 0:
             self.run_combo.setCurrentIndex(index)
 
+    def select_weights(self, run_id: int, key: str) -> bool:
+        """Choose the run and its weights: "" for the final adapter, "STAGE:STEP" (or "STEP") for a checkpoint
+        (a point clicked on an evaluation chart). False if the run has no such weights."""
+        self.select_run(run_id)
+        if self.run_combo.currentData() != run_id:
+            return False
+        stage, _, step = key.rpartition(":")
+        for candidate in (key, step if stage else key):
+            index = self.weights.findData(candidate)
+            if index >= 0:
+                self.weights.setCurrentIndex(index)
+                return True
+        return False
+
     def _on_run_combo_index_changed(self, _index: int) -> None:
         run_id = self.run_combo.currentData()
         self.weights.clear()

@@ -35,6 +35,7 @@ from desktop.widgets.plots import LivePlot, StackedPlot
 from desktop.widgets.timeline import StageTimeline, fmt_duration
 from desktop.widgets.trace_view import TraceView
 from desktop.widgets.page import Page
+from engine.evalstats import source_title
 from engine.health import ALERT_LEVEL
 from engine.store import ACTIVE
 
@@ -118,6 +119,12 @@ class MonitorPage(Page):
         self.alerts_label.setWordWrap(True)
         self.alerts_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.alerts_label.hide()
+        self.result_label = QLabel()  # the run's evaluation, once it has one: the answer the user came for
+        self.result_label.setObjectName("result")
+        self.result_label.setWordWrap(True)
+        self.result_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.result_label.hide()
+        self._result_for: tuple | None = None
         self.status_label = QLabel("No run selected. Start one on the New run page.")
         self.status_label.setProperty("role", "muted")
         self.status_label.setWordWrap(True)
@@ -155,6 +162,7 @@ class MonitorPage(Page):
         layout.setContentsMargins(20, 16, 20, 16)
         layout.setSpacing(10)
         layout.addLayout(header)
+        layout.addWidget(self.result_label)
         layout.addWidget(self.status_label)
         layout.addWidget(self.alerts_label)
         layout.addWidget(self.timeline)
@@ -196,6 +204,8 @@ class MonitorPage(Page):
         self.log.clear()
         self.alerts = []
         self.alerts_label.hide()
+        self._result_for = None
+        self.result_label.hide()
         index = self.run_combo.findData(run_id) if run_id is not None else -1
         if index >= 0 and index != self.run_combo.currentIndex():
             self.run_combo.blockSignals(True)
@@ -238,6 +248,8 @@ class MonitorPage(Page):
         self.timeline.update_rows(stages, {s: statistics.median(t) for s, t in self._step_times.items() if t})
         self._update_status(run, stages)
         self._update_buttons()
+        if events or run["status"] != old_status:  # the eval stage logs its result as an event
+            self._update_result()
         if run["status"] != old_status:
             note = "waiting for the first step" if run["status"] in ACTIVE else "no steps recorded"
             for key, plot in self.charts.items():
@@ -312,6 +324,41 @@ class MonitorPage(Page):
             if plot.dirty:
                 plot.redraw()
                 return
+
+    def _update_result(self) -> None:
+        """Base / after SFT / trained (and the best checkpoint) with dAcc% and dTok%, from the run's evaluation."""
+        if self.run_id is None:
+            return
+        evals = [e for e in self.store.list_evaluations(self.run_id) if e["status"] == "succeeded" and e["summary"]]
+        key = (self.run_id, evals[-1]["id"]) if evals else None
+        if key == self._result_for:
+            return
+        self._result_for = key
+        if not evals:
+            self.result_label.hide()
+            return
+        ev = evals[-1]
+        summary = ev["summary"]
+        labels = [s for s in ev["sources"] or [] if isinstance(summary.get(s), dict)]
+        main = [s for s in labels if summary[s].get("role") in ("base", "sft", "trained")] or labels
+        parts = [f"{source_title(s, summary[s])} <b>{summary[s]['accuracy']:.1%}</b> · "
+                 f"{summary[s]['tokens']:.0f} tokens" for s in main]
+        text = f"<b>Result</b> on {ev['n']} held-out problems: " + " → ".join(parts)
+        d = summary.get("deltas") or {}
+        if d:
+            text += " · " + " · ".join(f"{name} <b>{d[k]:+.1f}%</b>" for k, name in (
+                ("d_accuracy_pct", "dAcc"), ("d_tokens_pct", "dTok")) if k in d)
+        checkpoints = [s for s in labels if summary[s].get("role") == "checkpoint"]
+        if checkpoints:
+            best = max(checkpoints, key=lambda s: (summary[s]["accuracy"], -summary[s]["tokens"]))
+            text += (f"<br>Best of {len(checkpoints)} checkpoints: {source_title(best, summary[best])} "
+                     f"({summary[best]['accuracy']:.1%}, {summary[best]['tokens']:.0f} tokens); "
+                     "see the Runs page's Evaluation tab")
+        t = theme.current()
+        self.result_label.setStyleSheet(f"QLabel#result {{ background: {t.accent_soft}; color: {t.text}; "
+                                        "border-radius: 6px; padding: 8px 12px; }")
+        self.result_label.setText(text)
+        self.result_label.show()
 
     # ---- status and actions -----------------------------------------------------------------------
     def _update_status(self, run: dict[str, Any], stages: list[dict[str, Any]]) -> None:

@@ -27,11 +27,13 @@ from PySide6.QtWidgets import (
     QSplitter,
     QTableWidget,
     QTableWidgetItem,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
 
 from desktop import theme
+from desktop.run_eval import RunEvaluation
 from desktop.runner import RunController
 from desktop.widgets.forms import ComboBox, label
 from desktop.widgets.plots import LivePlot
@@ -81,6 +83,8 @@ class RunsPage(Page):
     """The user wants a new run from this run's spec."""
     sig_error = Signal(str, str)
     """Something went wrong; arguments: message, details."""
+    sig_export_checkpoint = Signal(int, str)
+    """The user wants to export a run's weights; arguments: run id, "" (final adapter) or "STAGE:STEP"."""
 
     def __init__(self, controller: RunController, parent=None):
         super().__init__(parent)
@@ -158,6 +162,12 @@ class RunsPage(Page):
         row.addStretch(1)
         overlay_layout.addLayout(row)
         overlay_layout.addWidget(self.overlay, 1)
+        self.evaluation = RunEvaluation(self.store)
+        self.evaluation.sig_export_checkpoint.connect(self.sig_export_checkpoint)
+        self.evaluation.sig_error.connect(self.sig_error)
+        self.bottom_tabs = QTabWidget()
+        self.bottom_tabs.addTab(overlay_box, "Training curves")
+        self.bottom_tabs.addTab(self.evaluation, "Evaluation")
         top = QWidget()
         top_layout = QVBoxLayout(top)
         top_layout.setContentsMargins(0, 0, 0, 0)
@@ -166,8 +176,8 @@ class RunsPage(Page):
         top_layout.addLayout(buttons)
         splitter = QSplitter(Qt.Orientation.Vertical)
         splitter.addWidget(top)
-        splitter.addWidget(overlay_box)
-        splitter.setSizes([380, 320])
+        splitter.addWidget(self.bottom_tabs)
+        splitter.setSizes([260, 480])
         splitter.setChildrenCollapsible(False)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(20, 16, 20, 16)
@@ -268,6 +278,8 @@ class RunsPage(Page):
     def _on_table_selection_changed(self) -> None:
         self._update_overlay()
         self._update_buttons()
+        ids = self.selected_ids()
+        self.evaluation.set_run(self._run(ids[0]) if len(ids) == 1 else None)
 
     def _on_table_double_clicked(self, index) -> None:
         self.sig_show_run.emit(self._row_id(index.row()))

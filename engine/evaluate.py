@@ -6,7 +6,7 @@ Used by the eval stage, by `ponder eval` / `ponder compare`, and by the GUI's Co
 Sources (what is evaluated):
   base model sources   bundled:..., builtin:..., a folder, a .gguf file, a hub id
   run:ID               the run's final adapter on its base model
-  run:ID:STEP          the run's checkpoint at STEP
+  run:ID:STEP          the run's checkpoint at STEP (run:ID:STAGE:STEP where two stages saved one at STEP)
   a folder with adapter_config.json (an exported adapter or a checkpoint): its base model is
   read from the spec.toml beside it (or the run folder above it)
 """
@@ -14,25 +14,21 @@ Sources (what is evaluated):
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import logging
-import math
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from engine.budget_forcing import FORCED_CLOSE, generate_budgeted  # noqa: F401 (FORCED_CLOSE: for callers)
+from engine.eval_sources import Source, _trained_base, resolve_source, run_examples, run_sources  # noqa: F401
+from engine.evalstats import pass_at_k, pass_at_k_curve, wilson_interval
 from engine.rewards.parsing import is_correct, parse_response, think_token_split
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Source:
-    label: str
-    model: Any  # engine.spec.ModelSpec
-    adapter: Path | None = None
-    prompt_mode: str = "think"
 
 
 @dataclass
@@ -43,73 +39,10 @@ class EvalSettings:
     batch_size: int = 16
     prompt_mode: str = "" # "" = each source's own (a run's spec), else think
     seed: int = 0
+    budgets: list[int] = field(default_factory=list)  # thinking budgets, each evaluated by budget forcing
+    checkpoints: str | list[int] = "final"  # a run:ID source covers "final", "all" or these steps (run_sources)
     extra: dict[str, Any] = field(default_factory=dict)
 
-
-def _spec_near(path: Path):
-    from engine.spec import load_spec
-
-    for folder in (path, *path.parents[:3]):
-        if (folder / "spec.toml").is_file():
-            return load_spec(folder / "spec.toml")
-    return None
-
-
-def _trained_base(model, adapter: Path):
-    """The base the adapter was trained on, as its adapter_config.json records it, when that folder is still there
-    (a source like builtin:tiny-random may point at another folder by now)."""
-    import dataclasses
-    import json
-
-    try:
-        recorded = json.loads((adapter / "adapter_config.json").read_text()).get("base_model_name_or_path")
-    except (OSError, ValueError):
-        return model
-    if recorded and Path(recorded).is_dir() and (Path(recorded) / "config.json").is_file():
-        return dataclasses.replace(model, source=recorded)
-    return model
-
-
-def resolve_source(text: str, store=None, default_model=None) -> Source:
-    """Turn a source string into the model (and adapter) to evaluate; raises ValueError naming the source."""
-    from engine.spec import ModelSpec
-
-    text = text.strip()
-    if text.startswith("run:"):
-        parts = text.split(":")
-        try:
-            run_id = int(parts[1])
-        except (IndexError, ValueError):
-            raise ValueError(f"source {text!r}: write run:ID or run:ID:STEP") from None
-        if store is None:
-            raise ValueError(f"source {text!r} needs the run store")
-        run = store.get_run(run_id)
-        from engine.spec import spec_from_dict
-
-        spec = spec_from_dict(run["spec"])
-        arts = store.artifacts(run_id)
-        if len(parts) > 2:
-            step = int(parts[2])
-            found = sorted((a for a in arts if a["kind"] == "checkpoint" and a["meta"].get("step") == step),
-                           key=lambda a: a["stage"] == "grpo")  # GRPO's checkpoint when SFT has one too
-            if not found:
-                raise ValueError(f"source {text!r}: run {run_id} has no checkpoint at step {step}")
-            adapter = Path(found[-1]["path"])
-        else:
-            found = [a for a in arts if a["kind"] == "adapter"]
-            if not found:
-                raise ValueError(f"source {text!r}: run {run_id} has no final adapter yet ({run['status']})")
-            adapter = Path(found[-1]["path"])
-        return Source(text, _trained_base(spec.model, adapter), adapter, spec.rewards.resolved_prompt_mode())
-    path = Path(text).expanduser()
-    if path.is_dir() and (path / "adapter_config.json").is_file():
-        spec = _spec_near(path)
-        if spec is None:
-            raise ValueError(f"source {text!r}: an adapter without a spec.toml beside it; Ponder cannot tell its "
-                             "base model")
-        return Source(text, _trained_base(spec.model, path), path, spec.rewards.resolved_prompt_mode())
-    model = ModelSpec(source=text) if default_model is None or text != "base" else default_model
-    return Source(text if text != "base" else "base", model)
 
 
 def generate(model, tokenizer, prompts: list[str], settings: EvalSettings, progress=None) -> list[list[tuple]]:
@@ -153,13 +86,6 @@ def score(examples: list[dict], prompts_prefix: str, groups: list[list[tuple]], 
     return rows
 
 
-def pass_at_k(n: int, c: int, k: int) -> float:
-    """Unbiased pass@k from n samples with c correct (Chen et al. 2021)."""
-    if n - c < k:
-        return 1.0
-    return 1.0 - math.prod((n - c - i) / (n - i) for i in range(k))
-
-
 def summarize(rows: list[dict], num_samples: int) -> dict[str, Any]:
     """pass@1 (averaged over samples), pass@k, mean tokens (thinking, answer; correct, wrong), think-rate by
     difficulty, and efficiency of thinking EoT = accuracy / mean thinking tokens (SketchThinker-R1)."""
@@ -180,9 +106,15 @@ def summarize(rows: list[dict], num_samples: int) -> dict[str, Any]:
         "prompts": len(by_prompt), "samples": num_samples,
     }
     out["eot"] = out["accuracy"] / out["think_tokens"] if out["think_tokens"] else float("nan")
-    for k in sorted({1, 2, 4, 8, 16, num_samples}):
-        if k <= num_samples:
-            out[f"pass@{k}"] = mean([pass_at_k(len(g), sum(r["correct"] for r in g), k) for g in by_prompt.values()])
+    out["n_rows"] = len(rows)
+    out["ci95"] = list(wilson_interval(sum(r["correct"] for r in rows), len(rows)))
+    groups = [(len(g), sum(r["correct"] for r in g)) for g in by_prompt.values()]
+    n = min(g[0] for g in groups)
+    for k in sorted({1, 2, 4, 8, 16, n}):
+        if k <= n:
+            out[f"pass@{k}"] = mean([pass_at_k(gn, gc, k) for gn, gc in groups])
+    if n > 1:
+        out["pass_curve"] = pass_at_k_curve(groups)  # mean pass@k for k = 1..n
     for level in sorted({r["difficulty"] for r in rows if r["difficulty"]}):
         group = [r for r in rows if r["difficulty"] == level]
         out[f"accuracy/d{level}"] = mean([r["correct"] for r in group])
@@ -201,28 +133,76 @@ def deltas(base: dict[str, Any], new: dict[str, Any]) -> dict[str, float]:
     return out
 
 
+def generation_key(source: Source, examples: list[dict], settings: EvalSettings, mode: str,
+                   budget: int | None) -> str:
+    """What identifies a set of generations: the model and adapter (with its weights' mtime, so a folder
+    trained again is not mistaken for the old one), the decoding settings, the prompt mode and budget, and the
+    prompts with their reference answers. Equal keys mean the same outputs; they are reused, not regenerated."""
+    import dataclasses
+
+    adapter = None
+    if source.adapter is not None:
+        folder = Path(source.adapter).resolve()
+        weights = sorted(folder.glob("adapter_model.*"))
+        adapter = [str(folder), *(w.stat().st_mtime for w in weights)]
+    model = dataclasses.asdict(source.model) if dataclasses.is_dataclass(source.model) else str(source.model)
+    what = {"model": model, "adapter": adapter, "mode": mode, "budget": budget,
+            "settings": {k: v for k, v in dataclasses.asdict(settings).items()
+                         if k not in ("budgets", "checkpoints", "extra", "prompt_mode")},
+            "prompts": [(str(ex["id"]), ex["question"], str(ex["answer"])) for ex in examples]}
+    return hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()[:32]
+
+
 def evaluate_source(source: Source, examples: list[dict], settings: EvalSettings, placement=None,
-                    progress=None) -> list[dict]:
-    """Load `source`, generate on `examples`, return scored rows. Frees the model afterwards."""
+                    progress=None, budgets: list[int | None] | None = None) -> dict[int | None, list[dict]]:
+    """Load `source` once, generate on `examples` without a budget (None) and under each budget; scored rows
+    per budget. Frees the model afterwards."""
     import gc
 
     from engine.models import load_model
     from engine.prompts import PREFIXES, render_prompt
 
+    budgets = [None] if budgets is None else budgets
     model, tokenizer, _ = load_model(source.model, placement=placement, adapter=source.adapter)
     model.eval()
     mode = settings.prompt_mode or source.prompt_mode or "think"
     prompts = [render_prompt(ex["question"], tokenizer, mode) for ex in examples]
-    groups = generate(model, tokenizer, prompts, settings, progress)
-    rows = score(examples, PREFIXES.get(mode, ""), groups, tokenizer)
+    out = {}
+    for j, budget in enumerate(budgets):
+        def step(done, _n, offset=j * len(examples)):
+            if progress:
+                progress(offset + done, len(budgets) * len(examples))
+
+        groups = generate(model, tokenizer, prompts, settings, step) if budget is None else \
+            generate_budgeted(model, tokenizer, prompts, settings, budget, step)
+        out[budget] = [r | {"budget": budget} for r in score(examples, PREFIXES.get(mode, ""), groups, tokenizer)]
     del model
     gc.collect()
-    return rows
+    return out
+
+
+def _summary_of(rows_by_budget: dict[int | None, list[dict]], settings: EvalSettings, source: Source) -> dict:
+    out = summarize(rows_by_budget[None], settings.num_samples)
+    out |= {"role": source.role, "stage": source.stage, "step": source.step, "run_id": source.run_id,
+            "adapter": str(source.adapter) if source.adapter else None}
+    curve = []
+    for budget, rows in rows_by_budget.items():
+        if budget is not None and rows:
+            s = summarize(rows, settings.num_samples)
+            curve.append({"budget": budget, **{k: s[k] for k in ("accuracy", "tokens", "think_tokens",
+                                                                  "answer_tokens", "ci95")}})
+    if curve:
+        out["budgets"] = sorted(curve, key=lambda c: c["budget"])
+    return out
 
 
 def run_evaluation(store, eval_id: int, placement=None, default_model=None, examples=None,
-                   sources: list[Source] | None = None) -> dict[str, Any]:
-    """Evaluate every source of an `evaluations` row on the same prompts; store generations and the summary."""
+                   sources: list[Source] | None = None, report=None) -> dict[str, Any]:
+    """Evaluate every source of an `evaluations` row on the same prompts; store generations and the summary.
+
+    A source whose generations under the same key (model, settings, prompts, budget) are already in the store
+    is not generated again: those rows are copied into this evaluation. `report(done, total, started)` hears
+    the progress (the CLI prints it with an ETA)."""
     import os
 
     import psutil
@@ -231,13 +211,28 @@ def run_evaluation(store, eval_id: int, placement=None, default_model=None, exam
 
     ev = store.get_evaluation(eval_id)
     settings = EvalSettings(**ev["settings"])
+    began = time.time()
     store.update_evaluation(eval_id, status="running", pid=os.getpid(),
-                            pid_started=psutil.Process().create_time())
+                            pid_started=psutil.Process().create_time(), started=began)
     try:
+        runs = []  # run:ID sources that cover the run's checkpoints
+        if sources is None:
+            sources = []
+            for text in ev["sources"]:
+                parts = text.strip().split(":")
+                if settings.checkpoints != "final" and len(parts) == 2 and parts[0] == "run" and parts[1].isdigit():
+                    sources += run_sources(store, int(parts[1]), settings.checkpoints)
+                    runs.append(int(parts[1]))
+                else:
+                    sources.append(resolve_source(text, store, default_model))
+        if examples is None and runs:
+            from engine.spec import spec_from_dict
+
+            spec = spec_from_dict(store.get_run(runs[0])["spec"])
+            if spec.data.source == ev["task"]:  # the problems its eval stage saw, so its answers can be reused
+                examples = run_examples(spec, ev["n"])
         if examples is None:
             examples = load_examples(ev["task"], n=ev["n"], seed=settings.seed, split="eval")
-        if sources is None:
-            sources = [resolve_source(s, store, default_model) for s in ev["sources"]]
         seen: set[str] = set()
         for s in sources:  # the same source twice (a seed check) still gets two columns
             base, k = s.label, 2
@@ -245,20 +240,41 @@ def run_evaluation(store, eval_id: int, placement=None, default_model=None, exam
                 s.label, k = f"{base} ({k})", k + 1
             seen.add(s.label)
         store.update_evaluation(eval_id, sources=[s.label for s in sources])
-        total = len(sources) * len(examples)
-        store.update_evaluation(eval_id, total=total)
+        # the run's eval stage follows this evaluation's progress only while that stage is what runs it
+        # (an evaluation of a finished run's checkpoints must not touch its stages)
+        stage_runs = ev["run_id"] is not None and any(
+            st["stage"] == "eval" and st["status"] == "running" for st in store.stages(ev["run_id"]))
+        budgets: list[int | None] = [None, *sorted(set(settings.budgets))]
+        per_source = len(budgets) * len(examples)
+        store.update_evaluation(eval_id, total=len(sources) * per_source)
         summary: dict[str, Any] = {}
         for i, source in enumerate(sources):
-            def progress(done, _n, offset=i * len(examples)):
+            def progress(done, _n, offset=i * per_source):
                 store.update_evaluation(eval_id, progress=offset + done)
-                if ev["run_id"] is not None:
+                if report is not None:
+                    report(offset + done, len(sources) * per_source, began)
+                if stage_runs:
                     store.set_stage(ev["run_id"], "eval", progress=offset + done)
 
             started = time.time()
-            rows = evaluate_source(source, examples, settings, placement, progress)
-            store.add_generations({**{k: v for k, v in r.items() if k != "answer"}, "eval_id": eval_id,
-                                   "source": source.label, "reward": None} for r in rows)
-            summary[source.label] = summarize(rows, settings.num_samples) | {"seconds": time.time() - started}
+            mode = settings.prompt_mode or source.prompt_mode or "think"
+            keys = {b: generation_key(source, examples, settings, mode, b) for b in budgets}
+            count = len(examples) * settings.num_samples
+            reused = {b: store.reusable_generations(keys[b], count, exclude_eval=eval_id) for b in budgets}
+            todo = [b for b in budgets if not reused[b]]
+            rows_by_budget = evaluate_source(source, examples, settings, placement, progress, todo) if todo else {}
+            answers = {str(ex["id"]): str(ex["answer"]) for ex in examples}
+            for b in budgets:
+                if reused[b]:
+                    rows_by_budget[b] = [{k: v for k, v in r.items() if k not in ("id", "eval_id", "source")}
+                                         | {"answer": answers.get(r["prompt_id"], "")} for r in reused[b]]
+                store.add_generations({**{k: v for k, v in r.items() if k not in ("answer", "reward", "key")},
+                                       "eval_id": eval_id, "source": source.label, "reward": None,
+                                       "key": keys[b]} for r in rows_by_budget[b])
+            progress(per_source, per_source)
+            summary[source.label] = _summary_of(rows_by_budget, settings, source) | {
+                "seconds": time.time() - started, "reused": not todo}
+            store.update_evaluation(eval_id, summary=summary)  # each source's result as soon as it is known
         if len(sources) >= 2:  # the last against the first: trained vs. base, or B vs. A
             summary["deltas"] = deltas(summary[sources[0].label], summary[sources[-1].label])
         store.update_evaluation(eval_id, status="succeeded", summary=summary, finished=time.time())

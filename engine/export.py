@@ -407,7 +407,11 @@ def _evaluation_section(store, run_id: int, picked: Picked) -> list[str]:
                 "again."]
     summary, settings = ev["summary"], ev["settings"] or {}
     labels = [k for k in summary if k != "deltas"]
-    names = {"base": "base model", f"run:{run_id}": "trained"}
+    from engine.evalstats import source_title
+
+    # columns by what they are: base model, after SFT, checkpoint 16, trained
+    names = {label: source_title(label, summary[label]) for label in labels} | {"base": "base model",
+                                                                                 f"run:{run_id}": "trained"}
     decoding = "greedy decoding" if not settings.get("temperature") else \
         f"temperature {settings['temperature']}, {settings.get('num_samples', 1)} samples per prompt"
     lines = [f"{summary[labels[0]].get('prompts', ev['n'])} held-out prompts of `{ev['task']}`, {decoding}, "

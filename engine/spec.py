@@ -396,9 +396,29 @@ class EvalSpec:
     max_completion_length: int = 256
     batch_size: int = 16  # prompts per generate call
     compare_base: bool = True  # also evaluate the base model on the same prompts
+    checkpoints: str | list[int] = "final"  # "final" (the trained adapter), "all" saved checkpoints, or [steps]
+    budgets: list[int] = field(default_factory=list)  # thinking budgets (tokens) for the budget-forcing curve
 
     def problems(self, p: str) -> list[SpecError]:
         e: list[SpecError] = []
+        c = self.checkpoints
+        if isinstance(c, str):
+            if c not in ("final", "all"):
+                _err(e, p, "checkpoints", f'must be "final", "all" or a list of steps such as [10, 20]; got {c!r}.')
+        elif not isinstance(c, list) or not c or not all(isinstance(v, int) and not isinstance(v, bool) for v in c):
+            _err(e, p, "checkpoints", f'must be "final", "all" or a non-empty list of steps such as [10, 20]; '
+                                      f"got {c!r}.")
+        elif min(c) < 1:
+            _err(e, p, "checkpoints", f"steps start at 1; got {min(c)}.")
+        b = self.budgets
+        if any(v < 1 for v in b):
+            _err(e, p, "budgets", f"a thinking budget is a number of tokens, at least 1; got {min(b)}.")
+        elif len(set(b)) != len(b):
+            _err(e, p, "budgets", f"lists a budget twice: {sorted(v for v in set(b) if b.count(v) > 1)}.")
+        elif b and max(b) >= self.max_completion_length:
+            _err(e, p, "budgets", f"a budget of {max(b)} thinking tokens leaves no room to answer within "
+                                  f"max_completion_length = {self.max_completion_length}; use smaller budgets "
+                                  "or raise max_completion_length.")
         for name in ("num_samples", "max_completion_length", "batch_size"):
             if getattr(self, name) < 1:
                 _err(e, p, name, f"must be at least 1; got {getattr(self, name)}.")

@@ -42,11 +42,13 @@ _SCHEMA: dict[str, dict[str, Any]] = {
         "id": int, "eval_id": int, "source": str, "prompt_id": str, "prompt": str, "completion": str,
         "tokens": int, "think_tokens": int, "answer_tokens": int, "mode": str, "correct": int,
         "reward": float, "difficulty": int, "sample": int,
+        "budget": int,  # the thinking budget it was generated under (budget forcing); NULL = none
+        "key": str,  # what was generated: source, settings, prompts (see engine.evaluate.generation_key)
     },
     "evaluations": {
         "id": int, "run_id": int, "created": float, "status": str, "sources": str, "task": str, "n": int,
         "settings": str, "summary": str, "progress": int, "total": int, "error": str, "pid": int,
-        "pid_started": float, "finished": float,
+        "pid_started": float, "finished": float, "started": float,
     },
     "artifacts": {"id": int, "run_id": int, "stage": str, "kind": str, "path": str, "meta": str, "created": float},
     "commands": {"id": int, "run_id": int, "command": str, "created": float, "handled": float},
@@ -56,7 +58,7 @@ _INDEXES = {
     "metrics": [["run_id", "id"], ["run_id", "stage", "step"]],
     "traces": [["run_id", "id"]],
     "stages": [["run_id", "stage"]],
-    "generations": [["eval_id", "id"]],
+    "generations": [["eval_id", "id"], ["key"]],
     "artifacts": [["run_id"]],
     "evaluations": [["run_id"]],
     "commands": [["run_id", "handled"]],
@@ -113,18 +115,30 @@ class RunStore:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _ensure_schema(self) -> None:
+    def _missing(self) -> dict[str, list[str]]:
+        """Tables (all their columns) and columns that an older store lacks."""
         existing = set(self.db.table_names())
-        if existing >= _SCHEMA.keys():
+        out = {}
+        for name, columns in _SCHEMA.items():
+            have = set(self.db[name].columns_dict) if name in existing else set()
+            if columns.keys() - have:
+                out[name] = [c for c in columns if c not in have]
+        return out
+
+    def _ensure_schema(self) -> None:
+        if not self._missing():
             return
         with self.db.conn:  # one transaction: a second process sees all tables or none
             self.db.conn.execute("BEGIN IMMEDIATE")
-            for name, columns in _SCHEMA.items():
+            for name, missing in self._missing().items():  # again: another process may have just added them
                 table = self.db[name]
                 if not table.exists():
-                    table.create(columns, pk="id")
-                    for cols in _INDEXES.get(name, []):
-                        table.create_index(cols, if_not_exists=True)
+                    table.create(_SCHEMA[name], pk="id")
+                else:  # a store from older code: add the new columns (NULL in old rows), never drop any
+                    for column in missing:
+                        table.add_column(column, _SCHEMA[name][column])
+                for cols in _INDEXES.get(name, []):
+                    table.create_index(cols, if_not_exists=True)
 
     def _insert(self, table: str, row: dict[str, Any]) -> int:
         with self.db.conn:
@@ -290,6 +304,18 @@ class RunStore:
     def generations(self, eval_id: int, after_id: int = 0) -> list[dict[str, Any]]:
         return list(self.db["generations"].rows_where("eval_id = ? AND id > ?", [eval_id, after_id],
                                                       order_by="id"))
+
+    def reusable_generations(self, key: str, count: int, exclude_eval: int | None = None) -> list[dict[str, Any]]:
+        """The generations of the newest other evaluation that holds all `count` rows generated under `key`
+        (the same source, settings and prompts), or [] when none does."""
+        rows = self.db.conn.execute(
+            "SELECT eval_id, COUNT(*) FROM generations WHERE key = ? AND eval_id IS NOT ? GROUP BY eval_id "
+            "ORDER BY eval_id DESC", [key, exclude_eval]).fetchall()
+        for eval_id, n in rows:
+            if n == count:
+                return list(self.db["generations"].rows_where("eval_id = ? AND key = ?", [eval_id, key],
+                                                              order_by="id"))
+        return []
 
     # ---- evaluations (a set of sources evaluated on the same prompts) -----------------------------
     def create_evaluation(self, sources: list[str], task: str, n: int, settings: Mapping[str, Any],

@@ -18,6 +18,8 @@ from desktop import theme
 
 
 DENSE_POINTS = 2000  # more points than this: the curve is drawn with a 1-px pen
+LEGEND_COLUMNS = 4
+BOUNDARY_STAGGER = 0.14  # a stage boundary's label sits this much lower than the one before (no overprint)
 
 
 class Series:
@@ -85,10 +87,12 @@ class LivePlot(pg.PlotWidget):
         if y_range is not None:
             self.setYRange(*y_range, padding=0.05)
             self.getPlotItem().enableAutoRange(axis="y", enable=False)
-        self.legend = self.getPlotItem().addLegend(offset=(-8, 8), labelTextSize="8pt") if legend else None
-        if self.legend is not None:
-            self.legend.setBrush(pg.mkBrush(theme.current().base + "e0"))  # readable over the curves
-            self.legend.setZValue(1000)  # above filled areas too
+        self.legend = None
+        if legend:  # in its own row under the x axis, so it never covers a curve
+            self.legend = pg.LegendItem(colCount=LEGEND_COLUMNS, labelTextSize="8pt", horSpacing=10,
+                                        verSpacing=-6)
+            self.getPlotItem().layout.addItem(self.legend, 4, 1)
+            self.getPlotItem().legend = self.legend  # plot(name=...) curves join it
         self.note = pg.TextItem(empty_note, anchor=(0.5, 0.5))
         self.note.setParentItem(self.getPlotItem().vb)
         self.getPlotItem().vb.sigResized.connect(self._place_note)
@@ -157,12 +161,26 @@ class LivePlot(pg.PlotWidget):
         self._dirty = True
 
     def add_boundary(self, x: float, label: str, color: str | None = None, position: float = 0.92) -> None:
-        """A dashed vertical line where a stage starts (or, in `color`, where an alert fired)."""
+        """A dashed vertical line where a stage starts (or, in `color`, where an alert fired).
+
+        Two stages starting at the same x share one line ("judge · grpo"); consecutive stage labels alternate
+        in height, so stages only a few steps apart do not print over each other."""
+        stage = color is None
         color = color or theme.current().muted
+        for i, (old, text) in enumerate(self._boundaries):
+            if stage and old.value() == x and getattr(old, "is_stage", False):
+                merged = f"{text} · {label}"
+                old.label.setFormat(merged)
+                old.setToolTip(merged)
+                self._boundaries[i] = (old, merged)
+                return
+        if stage:
+            position -= BOUNDARY_STAGGER * (sum(getattr(b, "is_stage", False) for b, _ in self._boundaries) % 2)
         line = pg.InfiniteLine(pos=x, angle=90, movable=False, label=label,
                                labelOpts={"position": position, "color": color})
         line.setPen(pg.mkPen(color, width=1, style=Qt.PenStyle.DashLine))
         line.setToolTip(label)
+        line.is_stage = stage
         self.addItem(line, ignoreBounds=True)
         self._boundaries.append((line, label))
 
@@ -194,8 +212,10 @@ class LivePlot(pg.PlotWidget):
         self.note.setPos(rect.center())
 
     def apply_theme(self, t: theme.Theme) -> None:
-        self.setBackground(t.base)
         item = self.getPlotItem()
+        if item is None:  # closed: pyqtgraph drops its plot item, the theme signal may still come
+            return
+        self.setBackground(t.base)
         for axis in ("left", "bottom"):
             ax = item.getAxis(axis)
             ax.setPen(pg.mkPen(t.border))
@@ -203,7 +223,6 @@ class LivePlot(pg.PlotWidget):
         item.setTitle(self.title, color=t.text, size="10pt")
         self.note.setText(self._empty_note, color=t.muted)
         if self.legend is not None:
-            self.legend.setBrush(pg.mkBrush(t.base + "e0"))
             self.legend.setLabelTextColor(t.text)
             for _, text in self.legend.items:  # the setter above only colours labels added later
                 text.setText(text.text, color=t.text)

@@ -7,43 +7,37 @@ to the run's metrics (stage "eval"), so the Runs page and the model card can sho
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from engine.evaluate import EvalSettings, Source, run_evaluation
-from engine.stages import StageContext, is_main_process
+from engine.eval_sources import run_examples, run_sources
+from engine.evaluate import EvalSettings, run_evaluation
+from engine.stages import StageContext, StageFailed, is_main_process
 
 STAGE = "eval"
 
 
 def run(ctx: StageContext) -> str:
-    from engine.data import load_examples
-
     if not is_main_process():  # generation is not sharded: one process evaluates and writes
         return "succeeded"
     spec, e = ctx.spec, ctx.spec.eval
-    trained = ctx.outputs.get("grpo_adapter") or ctx.outputs.get("sft_adapter")
-    if trained is None:
-        found = [a for a in ctx.store.artifacts(ctx.run_id) if a["kind"] == "adapter"]
-        trained = found[-1]["path"] if found else None
-    examples = load_examples(spec.data.source, n=spec.data.eval_size, seed=spec.data.seed, split="eval",
-                             difficulty_mix=spec.data.mix(), columns=spec.data.columns(), min_rows=1,
-                             needed_for="the eval stage")
+    examples = run_examples(spec)
     settings = EvalSettings(num_samples=e.num_samples, temperature=e.temperature,
                             max_completion_length=e.max_completion_length, batch_size=e.batch_size,
-                            prompt_mode=spec.rewards.resolved_prompt_mode(), seed=spec.seed)
-    sources = (["base"] if e.compare_base or trained is None else []) + ([str(trained)] if trained else [])
-    sft = ctx.outputs.get("sft_adapter")
-    if e.compare_base and sft and trained and str(sft) != str(trained):
-        sources.insert(1, f"sft:{sft}")  # the table the papers show: base, after SFT, after RL
-    eval_id = ctx.store.create_evaluation(sources, spec.data.source, len(examples), settings.__dict__,
-                                          run_id=ctx.run_id)
-    ctx.store.set_stage(ctx.run_id, STAGE, total_steps=len(sources) * len(examples), progress=0)
+                            prompt_mode=spec.rewards.resolved_prompt_mode(), seed=spec.seed,
+                            budgets=list(e.budgets), checkpoints=e.checkpoints)
+    try:  # base, after SFT, the chosen checkpoints, trained: read from the run's artifacts
+        sources = run_sources(ctx.store, ctx.run_id, e.checkpoints, e.compare_base)
+    except ValueError as exc:
+        raise StageFailed(f"eval.checkpoints: {exc}") from None
+    eval_id = ctx.store.create_evaluation([s.label for s in sources], spec.data.source, len(examples),
+                                          settings.__dict__, run_id=ctx.run_id)
+    per_source = len(examples) * (1 + len(set(e.budgets)))
+    ctx.store.set_stage(ctx.run_id, STAGE, total_steps=len(sources) * per_source, progress=0)
     ctx.event("info", f"eval: {len(examples)} held-out prompts x {e.num_samples} sample(s) on "
-                      f"{', '.join(_source(s, ctx).label for s in sources)}", STAGE)
+                      f"{', '.join(s.label for s in sources)}"
+                      + (f", thinking budgets {sorted(set(e.budgets))}" if e.budgets else ""), STAGE)
     summary = run_evaluation(ctx.store, eval_id, placement=ctx.placement, examples=examples,
-                             default_model=spec.model, sources=[_source(s, ctx) for s in sources])
-    ctx.store.set_stage(ctx.run_id, STAGE, progress=len(sources) * len(examples))
-    trained_label = "trained" if trained else "base"
+                             default_model=spec.model, sources=sources)
+    ctx.store.set_stage(ctx.run_id, STAGE, progress=len(sources) * per_source)
+    trained_label = "trained" if any(s.role == "trained" for s in sources) else "base"
     for label, values in summary.items():
         prefix = "eval/" if label in (trained_label, "deltas") else f"eval/{label}/"
         ctx.store.add_metrics(ctx.run_id, STAGE, 0, {prefix + k: v for k, v in values.items()
@@ -58,13 +52,3 @@ def run(ctx: StageContext) -> str:
     ctx.event("info", line, STAGE)
     ctx.outputs["eval_id"] = eval_id
     return "succeeded"
-
-
-def _source(text: str, ctx: StageContext) -> Source:
-    """"base" is the run's base model, "sft:PATH" the SFT adapter, anything else the trained adapter."""
-    mode = ctx.spec.rewards.resolved_prompt_mode()
-    if text == "base":
-        return Source("base", ctx.spec.model, None, mode)
-    if text.startswith("sft:"):
-        return Source("sft", ctx.spec.model, Path(text[4:]), mode)
-    return Source("trained", ctx.spec.model, Path(text), mode)

@@ -37,8 +37,11 @@ def test_stored_results_show_side_by_side(window, qtbot):
     assert page.pairs.item(0, 1).text().startswith("✗") and page.pairs.item(0, 2).text().startswith("✓")
     assert page.summary.item(0, 1).text() == "50.0%" and page.summary.item(0, 2).text() == "100.0%"
     names = [page.summary.item(r, 0).text() for r in range(page.summary.rowCount())]
-    assert "Tokens saved, B vs. A" in names
-    assert page.summary.item(names.index("Tokens saved, B vs. A"), 2).text() == "+65.5%"
+    assert "Tokens saved, trained vs. base" in names  # columns say what they are, never A and B
+    assert page.summary.item(names.index("Tokens saved, trained vs. base"), 2).text() == "+65.5%"
+    headers = [page.summary.horizontalHeaderItem(c).text() for c in range(1, 3)]
+    assert headers == ["base", "trained"]
+    assert [page.pairs.horizontalHeaderItem(c).text() for c in range(1, 3)] == ["base", "trained"]
     page.pairs.setCurrentCell(0, 0)
     assert "BASE-THOUGHT" in page.left_text.toPlainText()
     assert "TRAINED-THOUGHT" in page.right_text.toPlainText()
