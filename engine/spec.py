@@ -521,11 +521,11 @@ class RunSpec:
                                            f"{g.batch_size} x gradient_accumulation_steps "
                                            f"{g.gradient_accumulation_steps} / num_generations "
                                            f"{g.num_generations}); got {self.data.train_size}, so no step would run.")
-        numbers = _number_problems(self, "")
-        flagged = {n.field for n in numbers}
-        # a NaN field gets one message, not a second one from a check of it (or of its table)
-        return numbers + [x for x in e
-                          if not any(f == x.field or f.startswith(f"{x.field}.") for f in flagged)]
+        # A number that is not finite gets one message: its field's own check where that refuses it
+        # ("must be a positive number"), else the rule every number obeys.
+        own = {x.field for x in e}
+        return e + [n for n in _number_problems(self, "")
+                    if not any(n.field == f or n.field.startswith(f"{f}.") for f in own)]
 
     def _preset_weight(self, name: str) -> float:
         from engine.rewards.presets import PRESETS

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import tomllib
 import typing
 from typing import Any
 
@@ -99,6 +100,7 @@ class DataclassForm(QWidget):
         self.types = typing.get_type_hints(cls)
         self.inputs: dict[str, QWidget] = {}
         self.fields: dict[str, Field] = {}
+        self.lists = {n for n, t in self.types.items() if list in (typing.get_origin(t), *typing.get_args(t))}
         key_form, more_form = form_layout(), form_layout()
         key_form.setContentsMargins(0, 0, 0, 0)
         more_form.setContentsMargins(0, 0, 0, 0)
@@ -158,6 +160,8 @@ class DataclassForm(QWidget):
                 out[name] = value if math.isfinite(value) else math.nan  # the spec says "must be a number"
             elif isinstance(widget, QPlainTextEdit):
                 out[name] = widget.toPlainText()
+            elif name in self.lists:
+                out[name] = _list_value(widget.text())
             else:
                 out[name] = widget.text().strip()
         return out
@@ -175,8 +179,24 @@ class DataclassForm(QWidget):
                 widget.set_value(float(value))
             elif isinstance(widget, QPlainTextEdit):
                 widget.setPlainText(str(value))
+            elif isinstance(value, list):
+                widget.setText(", ".join(map(str, value)))
             else:
                 widget.setText(str(value))
+
+
+def _list_value(text: str) -> Any:
+    """A list field's text: "8, 16, 32" or "[8, 16]" as a list (TOML's reading), a word (such as "all") as
+    it is; what does not read is passed on as text for the spec's check to name."""
+    text = text.strip()
+    if not text:
+        return []
+    if not any(ch.isdigit() for ch in text):
+        return text
+    try:
+        return tomllib.loads(f"v = {text if text.startswith('[') else f'[{text}]'}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
 
 
 def _label(name: str) -> str:

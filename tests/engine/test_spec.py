@@ -96,7 +96,7 @@ def test_every_float_field_refuses_nan_and_inf(path, bad):
     with pytest.raises(SpecInvalid) as info:
         spec_from_dict(data)
     errors = info.value.by_field()
-    assert errors == {path: f"must be a finite number; got {bad}."}, errors  # one message, this field's
+    assert list(errors) == [path] and f"got {bad}." in errors[path], errors  # one message, this field's
 
 
 @pytest.mark.parametrize(("text", "field"), [
@@ -111,14 +111,15 @@ def test_nan_in_toml_tables_is_refused(tmp_path, text, field):
     path.write_text(text)
     with pytest.raises(SpecInvalid) as info:
         load_spec(path)
-    assert "finite" in info.value.by_field()[field]
+    message = info.value.by_field()[field]
+    assert "got nan." in message or "got inf." in message, message
 
 
 @pytest.mark.parametrize(("path", "value", "field", "says"), [
     ("seed", -1, "seed", "between 0 and 4294967295"),  # NumPy refuses a negative seed at the start of training
     ("seed", 2**32, "seed", "between 0 and 4294967295"),
     ("data.seed", 2**40, "data.seed", "between 0"),
-    ("data.seed", 10**20, "data.seed", "too large"),  # one message: the store's limit comes first
+    ("data.seed", 10**20, "data.seed", "between 0"),  # one message: the field's own range
     ("grpo.max_steps", 2**63, "grpo.max_steps", "run store holds whole numbers up to"),
     ("eval.batch_size", 10**30, "eval.batch_size", "too large"),
     ("rewards.weights", {"accuracy": 0, "format": 0.0}, "rewards.weights", "weight 0"),
