@@ -91,7 +91,9 @@ def describe_store_error(path: str | Path, exc: BaseException) -> StoreError:
     low = text.lower()
     if isinstance(exc, StoreError):
         return exc
-    if "readonly" in low or "read-only" in low or isinstance(exc, PermissionError):
+    path = Path(path)
+    unwritable = path.exists() and not (os.access(path, os.W_OK) and os.access(path.parent, os.W_OK))
+    if "readonly" in low or "read-only" in low or isinstance(exc, PermissionError) or unwritable:
         return StoreError(f"the run store {path} cannot be written ({text}): Ponder writes to it on every command; "
                           "check the permissions of the file and its folder, or pass --store with another file.")
     if "locked" in low or "busy" in low:
