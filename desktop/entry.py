@@ -32,8 +32,13 @@ def main(argv: list[str] | None = None) -> int:
 
         return cli_main(argv)
     from desktop.app import main as gui_main
+    from engine.errors import PonderError
 
-    return gui_main(argv)
+    try:
+        return gui_main(argv)
+    except PonderError as exc:  # before the window exists (a damaged store, PONDER_HOME a file): say it
+        sys.stderr.write(f"ponder: {exc}\n")
+        return 1
 
 
 if __name__ == "__main__":

@@ -100,9 +100,15 @@ def _follow(store, run_id: int, proc, poll: float, last_event: int, interrupts: 
             if metrics["step"] is not None and key != last_step:
                 last_step = key
                 _out(_step_line(running[0], metrics["values"]))
-        if run["status"] not in ("queued", "running") or (proc is not None and proc.poll() is not None
-                                                           and run["status"] == "queued"):
+        if run["status"] not in ("queued", "running"):
             break
+        if proc is not None and proc.poll() is not None and store.get_run(run_id)["status"] == "queued":
+            # the worker exited before it took the run (it could not start): record that, do not leave it queued
+            error = (f"The worker exited with code {proc.returncode} before it started the run; see worker.log "
+                     f"in {run['run_dir']}.")
+            store.update_run(run_id, status="failed", error=error, finished=time.time())
+            store.log_event(run_id, "error", error)
+            continue
         for _ in range(max(1, int(poll / 0.1))):  # short sleeps: a Ctrl-C is answered within 0.1 s
             if interrupts and (not stop_sent or len(interrupts) >= 2):
                 break
@@ -164,6 +170,11 @@ def cmd_resume(args) -> int:
         if run["status"] == "succeeded":
             _out(f"run {args.run_id} already succeeded; nothing to resume")
             return 0
+        if not (Path(run["run_dir"] or "") / "spec.toml").is_file():
+            from engine.errors import PonderError
+
+            raise PonderError(f"run {args.run_id} cannot be resumed: its folder {run['run_dir']} (with spec.toml "
+                              "and the checkpoints) is gone.")
         before = store.last_event_id(args.run_id)  # follow this attempt only
         run = store.claim_run(args.run_id)  # RunBusy if another resume (or the app) got there first
         store.log_event(args.run_id, "info", "resuming from the last checkpoint")
@@ -180,12 +191,13 @@ def cmd_runs(args) -> int:
             _out("no runs yet: ponder run resources/specs/smoke.toml")
         for run in runs:
             if run.get("damaged"):
-                _out(f"{run['id']:>4}  {run['status']:<9}  {run['name']:<24}  ({'; '.join(run['damaged'])})")
+                _out(f"{run['id']:>4}  {run['status'] or '?':<9}  {run['name'] or '':<24}  "
+                     f"({'; '.join(run['damaged'])})")
                 continue
             spec = run["spec"] or {}
             m = store.last_metrics(run["id"])["values"]
-            took = _fmt_duration((run["finished"] or time.time()) - run["created"])
-            _out(f"{run['id']:>4}  {run['status']:<9}  {run['name']:<24}  "
+            took = _fmt_duration((run["finished"] or time.time()) - run["created"]) if run["created"] else "?"
+            _out(f"{run['id']:>4}  {run['status'] or '?':<9}  {run['name'] or '':<24}  "
                  f"{spec.get('rewards', {}).get('preset', ''):<9}  reward {m.get('reward', float('nan')):.3g}  "
                  f"acc {m.get('accuracy', float('nan')):.3g}  {took}")
     return 0

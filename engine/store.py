@@ -115,6 +115,8 @@ def _check_file(path: Path) -> None:
     if path.is_dir():
         raise StoreError(f"the run store {path} is a folder, not a file: pass --store with a file name, "
                          "or move the folder aside.")
+    if not path.is_file():
+        raise StoreError(f"the run store {path} is not a regular file: pass --store with a file name.")
     with open(path, "rb") as f:
         head = f.read(100)
     size = path.stat().st_size
@@ -285,7 +287,8 @@ class RunStore:
             stale = run["status"] == "queued" and run.get("pid") and \
                 not process_alive(run["pid"], run.get("pid_started"))
             if run["status"] in ACTIVE and not stale:
-                how = "its worker is starting" if run["status"] == "queued" else "its worker is training"
+                how = "its worker is training" if run["status"] == "running" else \
+                    "its worker is starting" if run.get("pid") else "it waits for the command that starts its worker"
                 raise RunBusy(f"run {run_id} is already {run['status']} ({how}): one run has one worker. Follow "
                               f"it with `ponder show {run_id}`, or stop it with `ponder stop {run_id}` first.")
             conn.execute("UPDATE runs SET status = 'queued', error = NULL, finished = NULL, pid = ?, "
@@ -321,7 +324,8 @@ class RunStore:
         rows = list(self.db[table].rows_where("id = ?", [pk]))
         if not rows:
             what = {"runs": "run", "evaluations": "evaluation"}.get(table, table[:-1])
-            raise RunNotFound(f"no {what} with id {pk} in the run store {self.path} (`ponder runs` lists the runs)")
+            hint = " (`ponder runs` lists the runs)" if table == "runs" else ""
+            raise RunNotFound(f"no {what} with id {pk} in the run store {self.path}{hint}")
         return _decode(rows[0])
 
     def get_run(self, run_id: int) -> dict[str, Any]:
