@@ -150,6 +150,9 @@ def _create_store_file(path: Path, setup: Callable[[sqlite3.Connection], None]) 
         os.link(tmp, path)  # fails if the store appeared meanwhile: then that one is used
     except FileExistsError:
         pass
+    except OSError:  # a file system without hard links: a rename, if the name is still free
+        if not path.exists():
+            os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -301,17 +304,20 @@ class RunStore:
             conn.execute("UPDATE runs SET pid = ?, pid_started = ? WHERE id = ? AND status = 'queued'",
                          [pid, _create_time(pid), run_id])
 
-    def start_worker(self, run_id: int, pid: int) -> bool:
-        """The worker's own claim: the run becomes running with this pid, unless another live worker runs it
-        (then False and nothing is written)."""
+    def start_worker(self, run_id: int, pid: int, resume: bool = False) -> str | None:
+        """The worker's own claim: the run becomes running with this pid; None if it did, else why not
+        (nothing is written then). Refused while another live worker runs it, and, unless resuming, for a
+        run that was started before (a second worker would redo it from the start)."""
         with self._write() as conn:
             run = self._row("runs", run_id)
             if run["status"] == "running" and run.get("pid") != pid and \
                     process_alive(run.get("pid"), run.get("pid_started")):
-                return False
+                return f"run {run_id} already has a live worker (pid {run['pid']})"
+            if not resume and run["status"] != "queued":
+                return f"run {run_id} was started before (it is {run['status']}): resume it instead"
             conn.execute("UPDATE runs SET status = 'running', pid = ?, pid_started = ?, error = NULL, "
                          "finished = NULL WHERE id = ?", [pid, _create_time(pid), run_id])
-            return True
+            return None
 
     def update_run(self, run_id: int, **fields: Any) -> None:
         if "spec" in fields and not isinstance(fields["spec"], str):

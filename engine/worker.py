@@ -111,9 +111,9 @@ def run_worker(run_dir: Path, store: RunStore, resume: bool = False) -> int:
         time.sleep(0.2)
         run = store.find_run_by_dir(run_dir)
     run_id = run["id"]
-    if main and not store.start_worker(run_id, os.getpid()):  # one run, one worker
-        log.error("run %s already has a live worker (pid %s); this one leaves it alone", run_id,
-                  store.get_run(run_id).get("pid"))
+    refused = store.start_worker(run_id, os.getpid(), resume) if main else None  # one run, one worker
+    if refused:
+        log.error("%s; this worker leaves the run alone", refused)
         return EXIT_BUSY
     stage = None
     try:

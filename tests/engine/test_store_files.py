@@ -238,11 +238,12 @@ def test_a_claim_is_refused_while_its_claimant_lives_and_taken_over_when_it_died
 
 def test_a_second_worker_of_a_running_run_is_refused_and_writes_nothing(store):
     run_id = store.create_run("r", {}, "", status="stopped")
-    assert store.start_worker(run_id, os.getpid())
+    assert "resume it instead" in store.start_worker(run_id, os.getpid())  # a fresh start would redo it all
+    assert store.start_worker(run_id, os.getpid(), resume=True) is None
     before = store.get_run(run_id)
     sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
-        assert not store.start_worker(run_id, sleeper.pid)
+        assert "already has a live worker" in store.start_worker(run_id, sleeper.pid, resume=True)
     finally:
         sleeper.kill()
         sleeper.wait()

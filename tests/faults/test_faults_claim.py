@@ -128,3 +128,24 @@ def _alive(pid: int) -> bool:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return False
+
+
+def test_two_workers_of_a_launch_command_run_started_at_once_train_it_once(store):
+    """`ponder launch-command` registers the run for a worker started by hand: its command run twice at
+    once gives one worker; the other exits 4 and writes nothing."""
+    spec = fault_spec(**{"grpo.max_steps": 2, "grpo.save_steps": 100})
+    run_id, run_dir = create_run(spec, store)  # as prepare_launch does: queued, no claimant
+    argv = [sys.executable, "-m", "engine.worker", str(run_dir), "--store", str(store.path)]
+    procs = [subprocess.Popen(argv, cwd=ROOT, env=worker_env(), stdin=subprocess.DEVNULL,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(2)]
+    try:
+        codes = sorted(p.wait(timeout=300) for p in procs)
+    finally:
+        for p in procs:
+            kill_quietly(p.pid)
+    assert codes == [0, 4]
+    assert store.get_run(run_id)["status"] == "succeeded"
+    assert max(Counter(_rows(store, run_id)).values()) == 1
+    assert len(store.artifacts(run_id, "adapter")) == 1
+    assert len([e for e in store.events_since(run_id) if e["message"].startswith("worker started")]) == 1
+    assert "already has a live worker" in (run_dir / "worker.log").read_text()
