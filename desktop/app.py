@@ -36,6 +36,7 @@ from desktop.runner import RunController
 from desktop.runs import RunsPage
 from desktop.settings import APP, ORG, settings
 from desktop.widgets.banner import ErrorBanner, Notice
+from desktop.widgets.page import stop_timers
 from engine import __version__
 from engine.store import RunStore
 
@@ -249,6 +250,7 @@ class MainWindow(QMainWindow):
                 for run in active:  # each worker saves a checkpoint after its current step, then exits
                     self.controller.stop(run["id"])
         self.save_settings()
+        stop_timers(self)
         event.accept()
 
 

@@ -40,6 +40,7 @@ from desktop import theme
 from desktop.runner import RunController, describe_exit, log_tail, read_exit_code
 from desktop.widgets.forms import ComboBox, SciEdit, SpinBox, label
 from desktop.widgets.trace_view import completion_html
+from desktop.widgets.page import Page
 from engine import paths
 
 SUMMARY_ROWS = (("accuracy", "Accuracy (pass@1)", "pct"), ("tokens", "Tokens per answer", "num"),
@@ -60,7 +61,7 @@ def _fmt(value: Any, kind: str) -> str:
     return f"{value:.1%}" if kind == "pct" else f"{value:.3g}" if kind == "sci" else f"{value:.1f}"
 
 
-class ComparePage(QWidget):
+class ComparePage(Page):
     sig_error = Signal(str, str)
     """An evaluation failed or could not start; arguments: message, details."""
 

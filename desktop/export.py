@@ -38,6 +38,7 @@ from PySide6.QtWidgets import (
 from desktop import theme
 from desktop.runner import RunController
 from desktop.widgets.forms import ComboBox, Field, form_layout, label
+from desktop.widgets.page import Page
 
 EXPORT_DIR_KEY = "export/dir"
 KILL_AFTER_MS = 5000
@@ -88,7 +89,7 @@ def _human(n: int) -> str:
     return ""
 
 
-class ExportPage(QWidget):
+class ExportPage(Page):
     sig_error = Signal(str, str)
     """An export failed; arguments: message, details."""
     sig_exported = Signal(str)

@@ -34,6 +34,7 @@ from desktop.widgets.forms import ComboBox
 from desktop.widgets.plots import LivePlot, StackedPlot
 from desktop.widgets.timeline import StageTimeline, fmt_duration
 from desktop.widgets.trace_view import TraceView
+from desktop.widgets.page import Page
 from engine.health import ALERT_LEVEL
 from engine.store import ACTIVE
 
@@ -55,7 +56,7 @@ CHARTS_PER_CYCLE = 8
 METRICS_PER_POLL, TRACES_PER_POLL = 2000, 200  # bounded work per tick; the rest comes on the next
 
 
-class MonitorPage(QWidget):
+class MonitorPage(Page):
     sig_show_error = Signal(str, str, int)
     """The user asked to see a failed run's error again; arguments: message, details, run id."""
 

@@ -36,6 +36,7 @@ from desktop.widgets.forms import Collapsible, Field, form_layout, label
 from desktop.widgets.model_picker import ModelPicker
 from desktop.widgets.reward_editor import RewardEditor
 from desktop.widgets.stage_form import StageForm
+from desktop.widgets.page import Page
 from engine.spec import RunSpec, SpecInvalid, spec_from_dict
 
 LAST_SPEC_KEY = "new_run/last_spec"
@@ -75,7 +76,7 @@ def describe(spec: RunSpec) -> str:
             f"rewards {spec.rewards.preset}.")
 
 
-class NewRunPage(QWidget):
+class NewRunPage(Page):
     sig_run_started = Signal(int)
     """A run was created and its worker started; the argument is the run id."""
     sig_error = Signal(str, str)

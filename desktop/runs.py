@@ -36,6 +36,7 @@ from desktop.runner import RunController
 from desktop.widgets.forms import ComboBox, label
 from desktop.widgets.plots import LivePlot
 from desktop.widgets.timeline import fmt_duration
+from desktop.widgets.page import Page
 from engine.store import ACTIVE
 
 COLUMNS = ("#", "Name", "Status", "Preset", "Model", "Reward", "Accuracy", "Tokens", "Steps", "Eval acc.",
@@ -69,7 +70,7 @@ class _RemoveFolder(QRunnable):
         shutil.rmtree(self.path, ignore_errors=True)
 
 
-class RunsPage(QWidget):
+class RunsPage(Page):
     sig_show_run = Signal(int)
     """The user wants to follow this run on the Monitor page."""
     sig_export = Signal(dict)

@@ -12,6 +12,7 @@ import weakref
 from dataclasses import asdict, dataclass
 from functools import cache
 
+import shiboken6
 from PySide6.QtCore import QByteArray, QObject, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QGuiApplication, QIcon, QPainter, QPalette, QPixmap
 from PySide6.QtSvg import QSvgRenderer
@@ -99,7 +100,10 @@ class ThemeManager(QObject):
 
         pg.setConfigOptions(background=theme.base, foreground=theme.muted, antialias=True)
         for widget, (name, color) in list(_FOLLOWERS.items()):
-            widget.setIcon(icon(name, _color(color)))
+            if shiboken6.isValid(widget):  # a deleted widget's Python object may outlive it
+                widget.setIcon(icon(name, _color(color)))
+            else:
+                del _FOLLOWERS[widget]
         self.sig_changed.emit(theme)
         return theme
 

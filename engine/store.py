@@ -176,6 +176,8 @@ class RunStore:
     """A connection to the run store. Cheap to open; open one per process (or thread)."""
 
     busy_timeout_s = 30.0  # concurrent writers wait this long for each other
+    # How this connection tells whether a recorded worker still runs; one place to replace it in a test.
+    process_alive = staticmethod(process_alive)
 
     def __init__(self, path: str | Path | None = None):
         try:
@@ -288,7 +290,7 @@ class RunStore:
         with self._write() as conn:
             run = self._row("runs", run_id)
             stale = run["status"] == "queued" and run.get("pid") and \
-                not process_alive(run["pid"], run.get("pid_started"))
+                not self.process_alive(run["pid"], run.get("pid_started"))
             if run["status"] in ACTIVE and not stale:
                 how = "its worker is training" if run["status"] == "running" else \
                     "its worker is starting" if run.get("pid") else "it waits for the command that starts its worker"
@@ -311,7 +313,7 @@ class RunStore:
         with self._write() as conn:
             run = self._row("runs", run_id)
             if run["status"] == "running" and run.get("pid") != pid and \
-                    process_alive(run.get("pid"), run.get("pid_started")):
+                    self.process_alive(run.get("pid"), run.get("pid_started")):
                 return f"run {run_id} already has a live worker (pid {run['pid']})"
             if not resume and run["status"] != "queued":
                 return f"run {run_id} was started before (it is {run['status']}): resume it instead"
@@ -356,7 +358,7 @@ class RunStore:
             self.db.conn.execute("DELETE FROM runs WHERE id = ?", [run_id])
 
     def _check_alive(self, run: dict[str, Any]) -> dict[str, Any]:
-        if run["status"] == "running" and not process_alive(run.get("pid"), run.get("pid_started")):
+        if run["status"] == "running" and not self.process_alive(run.get("pid"), run.get("pid_started")):
             # Re-read inside the check: the worker may have just recorded its end.
             fresh = self._row("runs", run["id"])
             if fresh["status"] == "running":
@@ -486,7 +488,7 @@ class RunStore:
 
     def get_evaluation(self, eval_id: int) -> dict[str, Any]:
         row = self._row("evaluations", eval_id)
-        if row["status"] == "running" and not process_alive(row.get("pid"), row.get("pid_started")):
+        if row["status"] == "running" and not self.process_alive(row.get("pid"), row.get("pid_started")):
             self.update_evaluation(eval_id, status="failed", finished=time.time(),
                                    error="the evaluation process exited without recording an end")
             row = self._row("evaluations", eval_id)

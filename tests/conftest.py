@@ -11,6 +11,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import psutil  # noqa: E402
 import pytest  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
+# tqdm's monitor is a thread started by the first progress bar that lives to the end of the process;
+# the leftover-thread check below would blame it on whichever test made the first bar.
+tqdm.monitor_interval = 0
 
 ROOT = Path(__file__).resolve().parents[1]
 SPECS = ROOT / "resources" / "specs"
@@ -49,3 +54,68 @@ def store(ponder_home):
 
     with RunStore() as s:
         yield s
+
+
+def qt_leftovers(app) -> tuple[list[str], list[str], list]:
+    """What a test left behind in `app`: shown top-level windows, active timers, and their widgets."""
+    from PySide6.QtCore import QTimer
+
+    shown, timers, leftover = [], [], []
+    for widget in app.topLevelWidgets():
+        active = [t for t in widget.findChildren(QTimer) if t.isActive()]
+        if widget.isVisible():
+            shown.append(f"{type(widget).__name__} {widget.objectName() or widget.windowTitle()!r}")
+        timers += [f"{type(t.parent()).__name__}.{t.objectName() or 'QTimer'} ({t.interval()} ms)" for t in active]
+        if widget.isVisible() or active:
+            leftover.append(widget)
+    timers += [f"QApplication.{t.objectName() or 'QTimer'}" for t in app.findChildren(QTimer) if t.isActive()]
+    return shown, timers, leftover
+
+
+@pytest.fixture(autouse=True)
+def no_leftover_widgets_or_timers():
+    """Fail a test that leaves a window open or a Qt timer running once its widgets are closed.
+
+    pytest-qt closes the widgets a test registered (qtbot.addWidget) before fixtures are torn down
+    (their deletion waits for the event loop); what is still shown, or any timer a closed widget
+    left running, would go on firing in later tests (a Monitor page polling a store another test has
+    closed). Leftovers are closed and deleted here, so one failure does not spread."""
+    yield
+    import sys
+
+    if "PySide6.QtWidgets" not in sys.modules:
+        return
+    from PySide6.QtCore import QCoreApplication, QEvent, QTimer
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication.instance()
+    if app is None:
+        return
+    shown, timers, leftover = qt_leftovers(app)
+    for widget in leftover:
+        for timer in widget.findChildren(QTimer):
+            timer.stop()
+        widget.close()
+        widget.deleteLater()
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+    assert not shown, f"test left windows open: {shown}"
+    assert not timers, f"test left Qt timers running: {timers}"
+
+
+@pytest.fixture(autouse=True)
+def no_leftover_threads():
+    """Fail a test that leaves a thread it started running (Python threads and Qt's thread pool)."""
+    import threading
+
+    before = set(threading.enumerate())
+    yield
+    left = [t for t in threading.enumerate() if t not in before]
+    for thread in left:
+        thread.join(timeout=5)
+    left = [t.name for t in left if t.is_alive()]
+    if "PySide6.QtCore" in __import__("sys").modules:
+        from PySide6.QtCore import QThreadPool
+
+        if not QThreadPool.globalInstance().waitForDone(5000):
+            left.append(f"{QThreadPool.globalInstance().activeThreadCount()} in Qt's thread pool")
+    assert not left, f"test left threads running: {left}"

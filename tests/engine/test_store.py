@@ -56,8 +56,6 @@ def test_listing_runs_while_another_process_writes_marks_dead_runs_without_a_loc
     listing's read and its first write: the worst moment."""
     import psutil
 
-    from engine import store as store_module
-
     other = RunStore(store.path)
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
     started = psutil.Process(proc.pid).create_time()
@@ -65,13 +63,14 @@ def test_listing_runs_while_another_process_writes_marks_dead_runs_without_a_loc
     ids = [store.create_run(f"r{i}", {}, "", status="running") for i in range(3)]
     for run_id in ids:
         store.update_run(run_id, pid=proc.pid, pid_started=started)
-    check = store_module.process_alive
+    check = store.process_alive
 
     def check_while_another_process_writes(pid, pid_started):
         other.log_event(ids[0], "info", "written by another process")
         return check(pid, pid_started)
 
-    monkeypatch.setattr(store_module, "process_alive", check_while_another_process_writes)
+    # On this connection only: a module-wide patch would reach every other store in the process.
+    monkeypatch.setattr(store, "process_alive", check_while_another_process_writes)
     assert [r["status"] for r in store.list_runs()] == ["failed"] * 3
     assert len([e for e in store.events_since(ids[0]) if e["message"] == "written by another process"]) >= 3
     other.close()
