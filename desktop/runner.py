@@ -23,8 +23,8 @@ import psutil
 from PySide6.QtCore import QObject, QProcess, QTimer, Signal
 
 from desktop.supervise import EXIT_FILE
-from engine.launch import create_run, worker_argv
 from engine.errors import RunBusy
+from engine.launch import create_run, worker_argv
 from engine.spec import RunSpec
 from engine.store import ACTIVE, RunStore, process_alive
 

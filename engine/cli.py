@@ -260,22 +260,22 @@ def _print_summary(summary: dict) -> None:
 
 
 def cmd_eval(args) -> int:
-    from engine.evaluate import run_evaluation
-    from engine.store import RunStore
-
     from engine.spec import EvalSpec
 
     # the spec's eval rules, said with the options' names
     options = {"num_samples": "--samples", "temperature": "--temperature", "max_completion_length": "--max-tokens",
                "batch_size": "--batch-size"}
-    problems = [f"{options[e.field]}: {e.message}" for e in EvalSpec(
+    problems = [f"{options.get(e.field, e.field)}: {e.message}" for e in EvalSpec(
         num_samples=args.samples, temperature=args.temperature, max_completion_length=args.max_tokens,
         batch_size=args.batch_size).problems("")]
     if args.n < 1:
         problems.insert(0, f"--n: the number of prompts must be at least 1; got {args.n}.")
-    if problems:
+    if problems:  # before anything heavy is imported or loaded
         _err("\n".join(problems))
         return EXIT_USAGE
+    from engine.evaluate import run_evaluation
+    from engine.store import RunStore
+
     settings = {"num_samples": args.samples, "temperature": args.temperature,
                 "max_completion_length": args.max_tokens, "batch_size": args.batch_size, "seed": args.seed,
                 "prompt_mode": args.prompt_mode}

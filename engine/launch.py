@@ -62,7 +62,8 @@ def worker_argv(run_dir: Path, store: RunStore, resume: bool = False) -> list[st
     return argv + ["--resume"] if resume else argv
 
 
-def spawn_worker(run_dir: Path, store: RunStore, resume: bool = False, run_id: int | None = None) -> subprocess.Popen:
+def spawn_worker(run_dir: Path, store: RunStore, resume: bool = False,
+                 run_id: int | None = None) -> subprocess.Popen:
     """Start the worker in its own session, so a Ctrl-C or a closed terminal does not kill it.
 
     With `run_id` (a run this process claimed), the claim passes to the worker's pid; if the worker

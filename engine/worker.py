@@ -3,7 +3,7 @@
 Reads RUN_DIR/spec.toml, runs the spec's stages in order and records everything in the
 run store. It catches at the top: any error is recorded on the run (type, message,
 traceback) and the process exits non-zero. Exit codes: 0 succeeded, 3 stopped, 1 failed, 4 refused
-because another live worker already runs the run (nothing is written then).
+(another live worker runs the run, or a fresh start of a run that ran before; nothing is written then).
 """
 
 from __future__ import annotations
