@@ -23,6 +23,7 @@ import psutil
 from PySide6.QtCore import QObject, QProcess, QTimer, Signal
 
 from desktop.supervise import EXIT_FILE
+from engine.errors import RunBusy
 from engine.launch import create_run, worker_argv
 from engine.spec import RunSpec
 from engine.store import ACTIVE, RunStore, process_alive
@@ -68,15 +69,19 @@ class RunController(QObject):
     # ---- starting ---------------------------------------------------------------------------------
     def start(self, spec: RunSpec) -> int:
         """Register the run, write its spec and start its worker; returns the run id."""
-        run_id, run_dir = create_run(spec, self.store)
+        run_id, run_dir = create_run(spec, self.store, claimant=os.getpid())
         self._launch(run_id, run_dir, resume=False)
         return run_id
 
     def resume(self, run_id: int) -> None:
-        run = self.store.get_run(run_id)
-        if run["status"] in ACTIVE:
+        """Claim the run (one atomic store transaction, refused if it is queued or running anywhere) and
+        start its worker from the last checkpoint."""
+        try:
+            run = self.store.claim_run(run_id, claimant=os.getpid())
+        except RunBusy as exc:
+            self.refresh()
+            self.sig_start_failed.emit(f"Run {run_id} was not resumed.", str(exc))
             return
-        self.store.update_run(run_id, status="queued", error=None, finished=None)
         self.store.log_event(run_id, "info", "resuming from the last checkpoint")
         self._launch(run_id, Path(run["run_dir"]), resume=True)
 
@@ -93,6 +98,7 @@ class RunController(QObject):
             self.refresh()
             return
         self._supervisors[run_id] = pid
+        self.store.hand_over(run_id, pid)  # the supervisor holds the claim until its worker runs
         self._forced.discard(run_id)
         self._stopping.discard(run_id)
         self.refresh()

@@ -45,35 +45,78 @@ def _step_line(stage: dict, values: dict[str, float]) -> str:
     return "  ".join(parts)
 
 
-def follow(store, run_id: int, proc=None, poll: float = 0.5) -> int:
-    """Print progress until the run ends; Ctrl-C asks the worker to stop with a checkpoint."""
-    last_event, last_step = 0, None
-    stopping = False
-    while True:
-        try:
-            for ev in store.events_since(run_id, last_event):
-                last_event = ev["id"]
-                _out(f"[{ev['level']}] {ev['message']}")
-            run = store.get_run(run_id)
-            running = [s for s in store.stages(run_id) if s["status"] == "running"]
-            if running:
-                metrics = store.last_metrics(run_id, running[0]["stage"])
-                key = (running[0]["stage"], metrics["step"])
-                if metrics["step"] is not None and key != last_step:
-                    last_step = key
-                    _out(_step_line(running[0], metrics["values"]))
-            if run["status"] not in ("queued", "running") or (proc is not None and proc.poll() is not None
-                                                               and run["status"] == "queued"):
-                break
-            time.sleep(poll)
-        except KeyboardInterrupt:
-            if stopping:
-                raise
-            stopping = True
+EXIT_LEFT = 130  # the user left the worker running with a second Ctrl-C
+
+
+def follow(store, run_id: int, proc=None, poll: float = 0.5, after_event: int = 0) -> int:
+    """Print progress until the run ends; returns the exit code for the run's end.
+
+    Events after `after_event` are printed (a resumed run does not replay its earlier attempts).
+    A first Ctrl-C asks the worker to stop with a checkpoint and keeps following; a second leaves
+    the worker running and returns EXIT_LEFT. Ctrl-C only sets a flag here: it never interrupts a
+    store call halfway.
+    """
+    import signal
+    import threading
+
+    interrupts: list[int] = []
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, lambda *_: interrupts.append(1)) if main_thread else None
+    try:
+        return _follow(store, run_id, proc, poll, after_event, interrupts)
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGINT, previous)
+
+
+def _follow(store, run_id: int, proc, poll: float, last_event: int, interrupts: list[int]) -> int:
+    last_step = None
+    stop_sent = False
+
+    def interrupted() -> bool:
+        """Handle Ctrl-C presses so far; True once the user asked to leave."""
+        nonlocal stop_sent
+        if interrupts and not stop_sent:
+            stop_sent = True
             _out("\nstopping: the worker saves a checkpoint and exits (Ctrl-C again to leave it running)")
             store.send_command(run_id, "stop")
-    if proc is not None:
-        proc.wait()
+        if len(interrupts) >= 2:
+            _out(f"\nleft run {run_id} running in the background: `ponder show {run_id}` shows it, "
+                 f"`ponder stop {run_id}` stops it")
+            return True
+        return False
+
+    while True:
+        if interrupted():
+            return EXIT_LEFT
+        for ev in store.events_since(run_id, last_event):
+            last_event = ev["id"]
+            _out(f"[{ev['level']}] {ev['message']}")
+        run = store.get_run(run_id)
+        running = [s for s in store.stages(run_id) if s["status"] == "running"]
+        if running:
+            metrics = store.last_metrics(run_id, running[0]["stage"])
+            key = (running[0]["stage"], metrics["step"])
+            if metrics["step"] is not None and key != last_step:
+                last_step = key
+                _out(_step_line(running[0], metrics["values"]))
+        if run["status"] not in ("queued", "running"):
+            break
+        if proc is not None and proc.poll() is not None and store.get_run(run_id)["status"] == "queued":
+            # the worker exited before it took the run (it could not start): record that, do not leave it queued
+            error = (f"The worker exited with code {proc.returncode} before it started the run; see worker.log "
+                     f"in {run['run_dir']}.")
+            store.update_run(run_id, status="failed", error=error, finished=time.time())
+            store.log_event(run_id, "error", error)
+            continue
+        for _ in range(max(1, int(poll / 0.1))):  # short sleeps: a Ctrl-C is answered within 0.1 s
+            if interrupts and (not stop_sent or len(interrupts) >= 2):
+                break
+            time.sleep(min(poll, 0.1))
+    while proc is not None and proc.poll() is None:  # the worker is recording its end and exiting
+        if interrupted():
+            return EXIT_LEFT
+        time.sleep(0.1)
     final = [s for s in store.stages(run_id) if s["status"] != "pending"]
     if final:  # the last step may land after the last poll
         metrics = store.last_metrics(run_id, final[-1]["stage"])
@@ -103,6 +146,8 @@ def load_spec_or_say(path: Path, name: str | None = None):
 
 
 def cmd_run(args) -> int:
+    import os
+
     from engine.launch import create_run, spawn_worker
     from engine.store import RunStore
 
@@ -110,9 +155,9 @@ def cmd_run(args) -> int:
     if spec is None:
         return EXIT_USAGE
     with RunStore(args.store) as store:
-        run_id, run_dir = create_run(spec, store)
+        run_id, run_dir = create_run(spec, store, claimant=os.getpid())
         _out(f"run {run_id}: {spec.name} in {run_dir}")
-        proc = spawn_worker(run_dir, store)
+        proc = spawn_worker(run_dir, store, run_id=run_id)
         return follow(store, run_id, proc)
 
 
@@ -122,14 +167,19 @@ def cmd_resume(args) -> int:
 
     with RunStore(args.store) as store:
         run = store.get_run(args.run_id)
-        if run["status"] in ("queued", "running"):
-            _out(f"run {args.run_id} is still {run['status']}")
-            return EXIT_USAGE
         if run["status"] == "succeeded":
             _out(f"run {args.run_id} already succeeded; nothing to resume")
             return 0
-        proc = spawn_worker(Path(run["run_dir"]), store, resume=True)
-        return follow(store, args.run_id, proc)
+        if not (Path(run["run_dir"] or "") / "spec.toml").is_file():
+            from engine.errors import PonderError
+
+            raise PonderError(f"run {args.run_id} cannot be resumed: its folder {run['run_dir']} (with spec.toml "
+                              "and the checkpoints) is gone.")
+        before = store.last_event_id(args.run_id)  # follow this attempt only
+        run = store.claim_run(args.run_id)  # RunBusy if another resume (or the app) got there first
+        store.log_event(args.run_id, "info", "resuming from the last checkpoint")
+        proc = spawn_worker(Path(run["run_dir"]), store, resume=True, run_id=args.run_id)
+        return follow(store, args.run_id, proc, after_event=before)
 
 
 def cmd_runs(args) -> int:
@@ -140,10 +190,14 @@ def cmd_runs(args) -> int:
         if not runs:
             _out("no runs yet: ponder run resources/specs/smoke.toml")
         for run in runs:
+            if run.get("damaged"):
+                _out(f"{run['id']:>4}  {run['status'] or '?':<9}  {run['name'] or '':<24}  "
+                     f"({'; '.join(run['damaged'])})")
+                continue
             spec = run["spec"] or {}
             m = store.last_metrics(run["id"])["values"]
-            took = _fmt_duration((run["finished"] or time.time()) - run["created"])
-            _out(f"{run['id']:>4}  {run['status']:<9}  {run['name']:<24}  "
+            took = _fmt_duration((run["finished"] or time.time()) - run["created"]) if run["created"] else "?"
+            _out(f"{run['id']:>4}  {run['status'] or '?':<9}  {run['name'] or '':<24}  "
                  f"{spec.get('rewards', {}).get('preset', ''):<9}  reward {m.get('reward', float('nan')):.3g}  "
                  f"acc {m.get('accuracy', float('nan')):.3g}  {took}")
     return 0
@@ -153,12 +207,10 @@ def cmd_show(args) -> int:
     from engine.store import RunStore
 
     with RunStore(args.store) as store:
-        try:
-            run = store.get_run(args.run_id)
-        except KeyError as exc:
-            _out(str(exc.args[0]))
-            return EXIT_USAGE
+        run = store.get_run(args.run_id)
         _out(f"run {run['id']}: {run['name']}  status {run['status']}  folder {run['run_dir']}")
+        for problem in run.get("damaged", []):
+            _out(f"  note: {problem}")
         for stage in store.stages(run["id"]):
             _out(f"  {stage['stage']:<6} {stage['status']:<9} step {stage['progress'] or 0}/"
                  f"{stage['total_steps'] or '?'}")
@@ -250,6 +302,19 @@ def write_plot(store_path: Path, eval_id: int, out: Path) -> bool:
 
 
 def cmd_eval(args) -> int:
+    from engine.spec import EvalSpec
+
+    # the spec's eval rules, said with the options' names
+    options = {"num_samples": "--samples", "temperature": "--temperature", "max_completion_length": "--max-tokens",
+               "batch_size": "--batch-size"}
+    problems = [f"{options.get(e.field, e.field)}: {e.message}" for e in EvalSpec(
+        num_samples=args.samples, temperature=args.temperature, max_completion_length=args.max_tokens,
+        batch_size=args.batch_size).problems("")]
+    if args.n < 1:
+        problems.insert(0, f"--n: the number of prompts must be at least 1; got {args.n}.")
+    if problems:  # before anything heavy is imported or loaded
+        _err("\n".join(problems))
+        return EXIT_USAGE
     from engine.evaluate import run_evaluation
     from engine.store import RunStore
 
@@ -364,7 +429,84 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         build_parser().print_help()
         return EXIT_USAGE
-    return args.func(args)
+    return run_command(args.func, args, getattr(args, "store", None))
+
+
+def _err(text: str) -> None:
+    sys.stderr.write(text + "\n")
+    sys.stderr.flush()
+
+
+def run_command(func, args, store_path: Path | None = None) -> int:
+    """The one top-level handler of the command line: a bad input or a failing file system ends in a
+    message naming the file or field and a non-zero exit; the traceback goes to the log file only."""
+    import sqlite3
+
+    from engine.errors import PonderError, RunBusy, RunNotFound
+
+    try:
+        return func(args)
+    except KeyboardInterrupt:
+        _log_traceback()
+        _err("interrupted")
+        return EXIT_LEFT
+    except PonderError as exc:
+        _log_traceback()
+        _err(f"error: {exc}")
+        return EXIT_USAGE if isinstance(exc, RunNotFound | RunBusy) else EXIT_FAILED
+    except sqlite3.Error as exc:
+        from engine import paths
+        from engine.store import describe_store_error
+
+        _log_traceback()
+        try:
+            path = store_path or paths.store_path()
+        except Exception:  # noqa: BLE001 - the message matters more than the path here
+            path = "(the run store)"
+        _err(f"error: {describe_store_error(path, exc)}")
+        return EXIT_FAILED
+    except OSError as exc:
+        _log_traceback()
+        _err(f"error: {_describe_os_error(exc)}")
+        return EXIT_FAILED
+    except Exception as exc:  # noqa: BLE001 - the top of the command line
+        where = _log_traceback()
+        _err(f"error: {type(exc).__name__}: {exc}" + (f"\n(the details are in {where})" if where else ""))
+        return EXIT_FAILED
+
+
+def _describe_os_error(exc: OSError) -> str:
+    what = exc.strerror or str(exc)
+    files = " -> ".join(str(f) for f in (exc.filename, exc.filename2) if f)
+    return f"{what}: {files}" if files else what
+
+
+def _log_traceback() -> Path | None:
+    """Append the exception being handled, with its traceback, to the command line's log; its path."""
+    import tempfile
+    import traceback
+
+    text = f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} ponder {' '.join(sys.argv[1:])}\n{traceback.format_exc()}\n"
+    for folder in (_home_or_none(), Path(tempfile.gettempdir())):
+        if folder is None:
+            continue
+        path = folder / "ponder-cli.log"
+        try:
+            with open(path, "a", encoding="utf-8") as f:
+                f.write(text)
+            return path
+        except OSError:
+            continue
+    return None
+
+
+def _home_or_none() -> Path | None:
+    from engine import paths
+
+    try:
+        return paths.ponder_home()
+    except Exception:  # noqa: BLE001 - a broken home (a file, unwritable): log elsewhere
+        return None
 
 
 if __name__ == "__main__":

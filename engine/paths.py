@@ -15,7 +15,14 @@ def ponder_home() -> Path:
         import platformdirs
 
         home = Path(platformdirs.user_data_dir("ponder", appauthor=False))
-    home.mkdir(parents=True, exist_ok=True)
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        from engine.errors import HomeError
+
+        where = f"PONDER_HOME ({home})" if env else f"the Ponder home {home}"
+        raise HomeError(f"{where} is a file, not a folder (or lies under one): point PONDER_HOME at a folder, "
+                        "or move that file aside.") from None
     return home
 
 

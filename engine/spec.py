@@ -646,6 +646,10 @@ def load_spec(path: str | Path) -> RunSpec:
         data = tomllib.loads(_read_spec_text(path))
     except FileNotFoundError:
         raise SpecInvalid([SpecError("spec", f"no such file: {path}")]) from None
+    except IsADirectoryError:
+        raise SpecInvalid([SpecError("spec", f"{path} is a folder, not a spec file (give the .toml file)")]) from None
+    except OSError as exc:
+        raise SpecInvalid([SpecError("spec", f"cannot read {path}: {exc.strerror or exc}")]) from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise SpecInvalid([SpecError("spec", f"{path} is not valid TOML: {exc}")]) from None
     _absolute_paths(data, path.resolve().parent)

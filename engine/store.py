@@ -9,15 +9,18 @@ with "database is locked". No torch here: the GUI imports this module.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import sqlite_utils
 
 from engine import paths
+from engine.errors import RunBusy, RunNotFound, StoreError
 
 RUN_STATUSES = ("queued", "running", "succeeded", "failed", "stopped")
 ACTIVE = ("queued", "running")
@@ -68,11 +71,92 @@ _JSON_COLUMNS = {"spec", "rewards", "meta", "sources", "settings", "summary"}
 
 
 def _decode(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A row with its JSON columns decoded. A column that does not decode reads as None and its
+    problem is kept under "damaged", so one bad row never hides the others."""
     out = dict(row)
     for key in _JSON_COLUMNS & out.keys():
         if isinstance(out[key], str) and out[key]:
-            out[key] = json.loads(out[key])
+            try:
+                out[key] = json.loads(out[key])
+            except ValueError as exc:
+                out[key] = None
+                out.setdefault("damaged", []).append(f"its {key} in the run store is not valid JSON ({exc})")
     return out
+
+
+_SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def describe_store_error(path: str | Path, exc: BaseException) -> StoreError:
+    """A store error a user can act on, naming the file. Ponder never deletes or overwrites a store."""
+    text = str(exc)
+    low = text.lower()
+    if isinstance(exc, StoreError):
+        return exc
+    path = Path(path)
+    unwritable = path.exists() and not (os.access(path, os.W_OK) and os.access(path.parent, os.W_OK))
+    if "readonly" in low or "read-only" in low or isinstance(exc, PermissionError) or unwritable:
+        return StoreError(f"the run store {path} cannot be written ({text}): Ponder writes to it on every command; "
+                          "check the permissions of the file and its folder, or pass --store with another file.")
+    if "locked" in low or "busy" in low:
+        return StoreError(f"the run store {path} is locked by another process ({text}): wait for it, or close "
+                          "the program holding it (another Ponder, or a database browser), then try again.")
+    if "not a database" in low or "malformed" in low or "corrupt" in low:
+        return damaged_store(path, text)
+    return StoreError(f"cannot use the run store {path}: {text}")
+
+
+def damaged_store(path: str | Path, what: str) -> StoreError:
+    return StoreError(f"the run store {path} is damaged: {what}. Ponder leaves it as it is: move it aside "
+                      f"(for example rename it to {Path(path).name}.damaged) to start a new, empty store, or put "
+                      "back a copy you trust; `sqlite3 FILE .recover` may save what is left in it.")
+
+
+def _check_file(path: Path) -> None:
+    """Refuse a store file that is plainly not a whole SQLite database (cheap: reads its header only)."""
+    if path.is_dir():
+        raise StoreError(f"the run store {path} is a folder, not a file: pass --store with a file name, "
+                         "or move the folder aside.")
+    if not path.is_file():
+        raise StoreError(f"the run store {path} is not a regular file: pass --store with a file name.")
+    with open(path, "rb") as f:
+        head = f.read(100)
+    size = path.stat().st_size
+    if size == 0:
+        raise damaged_store(path, "the file is empty (0 bytes)")
+    if not head.startswith(_SQLITE_HEADER) or len(head) < 100:
+        raise damaged_store(path, "the file is not an SQLite database")
+    page_size = int.from_bytes(head[16:18], "big")
+    page_size = 65536 if page_size == 1 else page_size
+    pages = int.from_bytes(head[28:32], "big")
+    header_valid = head[24:28] == head[92:96]  # else the page count in the header is stale (old writers)
+    wal = path.with_name(path.name + "-wal")
+    writer_live = wal.exists() and wal.stat().st_size > 0  # a checkpoint in progress may extend the file
+    if header_valid and pages and size < pages * page_size and not writer_live:
+        raise damaged_store(path, f"the file is truncated ({size} bytes of {pages * page_size})")
+
+
+def _create_store_file(path: Path, setup: Callable[[sqlite3.Connection], None]) -> None:
+    """Create a new store with its schema under a temporary name, then link it into place: another
+    process never sees a half-made (empty) store, and an existing file is never replaced."""
+    tmp = path.with_name(f".{path.name}.new-{os.getpid()}")
+    for leftover in (tmp, tmp.with_name(tmp.name + "-wal"), tmp.with_name(tmp.name + "-shm")):
+        leftover.unlink(missing_ok=True)  # our own pid's leftover from a crash, never the store
+    conn = sqlite3.connect(str(tmp), isolation_level=None)
+    try:
+        conn.execute("PRAGMA journal_mode = WAL")
+        setup(conn)
+    finally:
+        conn.close()
+    try:
+        os.link(tmp, path)  # fails if the store appeared meanwhile: then that one is used
+    except FileExistsError:
+        pass
+    except OSError:  # a file system without hard links: a rename, if the name is still free
+        if not path.exists():
+            os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def process_alive(pid: int | None, started: float | None) -> bool:
@@ -93,18 +177,33 @@ def process_alive(pid: int | None, started: float | None) -> bool:
 class RunStore:
     """A connection to the run store. Cheap to open; open one per process (or thread)."""
 
+    busy_timeout_s = 30.0  # concurrent writers wait this long for each other
     # How this connection tells whether a recorded worker still runs; one place to replace it in a test.
     process_alive = staticmethod(process_alive)
 
     def __init__(self, path: str | Path | None = None):
-        self.path = Path(path) if path else paths.store_path()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(str(self.path), timeout=30.0, isolation_level=None, check_same_thread=False)
-        conn.execute("PRAGMA busy_timeout = 30000")
-        conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute("PRAGMA synchronous = NORMAL")
-        self.db = sqlite_utils.Database(conn)
-        self._ensure_schema()
+        try:
+            self.path = Path(path) if path else paths.store_path()
+        except OSError as exc:
+            raise StoreError(str(exc)) from exc
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            if not self.path.exists():
+                _create_store_file(self.path, lambda conn: _create_tables(sqlite_utils.Database(conn)))
+            _check_file(self.path)
+            conn = sqlite3.connect(str(self.path), timeout=self.busy_timeout_s, isolation_level=None,
+                                   check_same_thread=False)
+        except (OSError, sqlite3.Error) as exc:
+            raise describe_store_error(self.path, exc) from exc
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_s * 1000)}")
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            self.db = sqlite_utils.Database(conn)
+            self._ensure_schema()
+        except (OSError, sqlite3.Error) as exc:
+            conn.close()
+            raise describe_store_error(self.path, exc) from exc
 
     def close(self) -> None:
         self.db.conn.close()
@@ -126,19 +225,30 @@ class RunStore:
         return out
 
     def _ensure_schema(self) -> None:
-        if not self._missing():
+        existing = set(self.db.table_names())
+        if existing and "runs" not in existing:
+            raise StoreError(f"{self.path} is an SQLite file but not a Ponder run store (its tables: "
+                             f"{', '.join(sorted(existing))}): pass --store with another file.")
+        if not self._missing() and _autoincrement(self.db):
             return
         with self.db.conn:  # one transaction: a second process sees all tables or none
             self.db.conn.execute("BEGIN IMMEDIATE")
-            for name, missing in self._missing().items():  # again: another process may have just added them
-                table = self.db[name]
-                if not table.exists():
-                    table.create(_SCHEMA[name], pk="id")
-                else:  # a store from older code: add the new columns (NULL in old rows), never drop any
-                    for column in missing:
-                        table.add_column(column, _SCHEMA[name][column])
-                for cols in _INDEXES.get(name, []):
-                    table.create_index(cols, if_not_exists=True)
+            _create_tables(self.db, self._missing())  # again: another process may have just added them
+            if not _autoincrement(self.db):
+                _rebuild_runs_with_autoincrement(self.db)
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction, taken at once (BEGIN IMMEDIATE): what it reads stays true until it commits."""
+        conn = self.db.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            if conn.in_transaction:  # an error may have ended it already
+                conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
 
     def _insert(self, table: str, row: dict[str, Any]) -> int:
         with self.db.conn:
@@ -155,10 +265,73 @@ class RunStore:
             self.db[table].update(pk, fields)
 
     # ---- runs -------------------------------------------------------------------------------------
-    def create_run(self, name: str, spec: Mapping[str, Any], run_dir: str | Path, status: str = "queued") -> int:
+    def create_run(self, name: str, spec: Mapping[str, Any], run_dir: str | Path = "", status: str = "queued",
+                   make_dir: Callable[[int], Path | None] | None = None, claimant: int | None = None) -> int:
+        """Register a run; returns its id. Ids are never reused (AUTOINCREMENT).
+
+        `make_dir(run_id)` creates the run's folder inside the same transaction, so registration and
+        folder succeed or fail together; it returns None when that folder exists already (left by an
+        older store), and the run takes the next id instead: an existing folder is never written into.
+        `claimant` is the pid of the process that will start the worker (see claim_run).
+        """
         row = {"name": name, "created": time.time(), "status": status, "spec": json.dumps(spec),
                "run_dir": str(run_dir), "error": None, "finished": None}
-        return self._insert("runs", row)
+        if claimant:
+            row.update(pid=claimant, pid_started=_create_time(claimant))
+        with self._write() as conn:
+            for _ in range(100_000):  # one per existing folder in the way: ms each
+                run_id = self.db["runs"].insert(row).last_pk
+                if make_dir is None:
+                    return run_id
+                folder = make_dir(run_id)
+                if folder is not None:
+                    conn.execute("UPDATE runs SET run_dir = ? WHERE id = ?", [str(folder), run_id])
+                    return run_id
+                conn.execute("DELETE FROM runs WHERE id = ?", [run_id])  # the id stays used
+            raise StoreError(f"found no free run folder name for {name!r}")
+
+    def claim_run(self, run_id: int, claimant: int | None = None) -> dict[str, Any]:
+        """Queue an ended run for a new worker in one transaction; RunBusy if it is queued or running.
+
+        Every way of starting a worker for an existing run (`ponder resume`, the GUI) claims it here
+        first, so of two at once exactly one gets it. A queued run whose claimant (the pid recorded by
+        create_run, claim_run or hand_over) has died without starting a worker can be claimed again.
+        """
+        self.get_run(run_id)  # a dead worker's "running" run is recorded as failed first
+        claimant = claimant or os.getpid()
+        with self._write() as conn:
+            run = self._row("runs", run_id)
+            stale = run["status"] == "queued" and run.get("pid") and \
+                not self.process_alive(run["pid"], run.get("pid_started"))
+            if run["status"] in ACTIVE and not stale:
+                how = "its worker is training" if run["status"] == "running" else \
+                    "its worker is starting" if run.get("pid") else "it waits for the command that starts its worker"
+                raise RunBusy(f"run {run_id} is already {run['status']} ({how}): one run has one worker. Follow "
+                              f"it with `ponder show {run_id}`, or stop it with `ponder stop {run_id}` first.")
+            conn.execute("UPDATE runs SET status = 'queued', error = NULL, finished = NULL, pid = ?, "
+                         "pid_started = ? WHERE id = ?", [claimant, _create_time(claimant), run_id])
+            return self._row("runs", run_id)
+
+    def hand_over(self, run_id: int, pid: int) -> None:
+        """The claimant started process `pid` for a queued run: it holds the claim until the worker runs."""
+        with self._write() as conn:
+            conn.execute("UPDATE runs SET pid = ?, pid_started = ? WHERE id = ? AND status = 'queued'",
+                         [pid, _create_time(pid), run_id])
+
+    def start_worker(self, run_id: int, pid: int, resume: bool = False) -> str | None:
+        """The worker's own claim: the run becomes running with this pid; None if it did, else why not
+        (nothing is written then). Refused while another live worker runs it, and, unless resuming, for a
+        run that was started before (a second worker would redo it from the start)."""
+        with self._write() as conn:
+            run = self._row("runs", run_id)
+            if run["status"] == "running" and run.get("pid") != pid and \
+                    self.process_alive(run.get("pid"), run.get("pid_started")):
+                return f"run {run_id} already has a live worker (pid {run['pid']})"
+            if not resume and run["status"] != "queued":
+                return f"run {run_id} was started before (it is {run['status']}): resume it instead"
+            conn.execute("UPDATE runs SET status = 'running', pid = ?, pid_started = ?, error = NULL, "
+                         "finished = NULL WHERE id = ?", [pid, _create_time(pid), run_id])
+            return None
 
     def update_run(self, run_id: int, **fields: Any) -> None:
         if "spec" in fields and not isinstance(fields["spec"], str):
@@ -170,7 +343,9 @@ class RunStore:
         generator is collected, and a traceback can keep it alive: see list_runs). KeyError if none."""
         rows = list(self.db[table].rows_where("id = ?", [pk]))
         if not rows:
-            raise KeyError(f"no {table[:-1]} with id {pk} in {self.path}")
+            what = {"runs": "run", "evaluations": "evaluation"}.get(table, table[:-1])
+            hint = " (`ponder runs` lists the runs)" if table == "runs" else ""
+            raise RunNotFound(f"no {what} with id {pk} in the run store {self.path}{hint}")
         return _decode(rows[0])
 
     def get_run(self, run_id: int) -> dict[str, Any]:
@@ -266,6 +441,10 @@ class RunStore:
         self._insert("events", {"run_id": run_id, "time": time.time(), "level": level, "message": message,
                                 "stage": stage, "step": step})
 
+    def last_event_id(self, run_id: int) -> int:
+        row = self.db.conn.execute("SELECT MAX(id) FROM events WHERE run_id = ?", [run_id]).fetchone()
+        return row[0] or 0
+
     def events_since(self, run_id: int, after_id: int = 0) -> list[dict[str, Any]]:
         return list(self.db["events"].rows_where("run_id = ? AND id > ?", [run_id, after_id], order_by="id"))
 
@@ -345,3 +524,52 @@ class RunStore:
 
     def integrity_check(self) -> str:
         return self.db.conn.execute("PRAGMA integrity_check").fetchone()[0]
+
+
+def _create_time(pid: int | None) -> float | None:
+    import psutil
+
+    try:
+        return psutil.Process(pid).create_time() if pid else None
+    except psutil.Error:
+        return None
+
+
+def _create_tables(db: sqlite_utils.Database, missing: dict[str, list[str]]) -> None:
+    """The tables and columns that are missing (runs with AUTOINCREMENT ids); a store from older code gets
+    the new columns (NULL in old rows), never loses one."""
+    for name, columns in missing.items():
+        table = db[name]
+        if not table.exists() and name == "runs":
+            db.conn.execute(_runs_sql("runs", [(c, _SQL_TYPES[t]) for c, t in _SCHEMA[name].items()]))
+        elif not table.exists():
+            table.create(_SCHEMA[name], pk="id")
+        else:
+            for column in columns:
+                table.add_column(column, _SCHEMA[name][column])
+        for cols in _INDEXES.get(name, []):
+            table.create_index(cols, if_not_exists=True)
+
+
+_SQL_TYPES = {int: "INTEGER", str: "TEXT", float: "FLOAT"}
+
+
+def _runs_sql(table: str, columns: list[tuple[str, str]]) -> str:
+    body = ", ".join("[id] INTEGER PRIMARY KEY AUTOINCREMENT" if c == "id" else f"[{c}] {t}" for c, t in columns)
+    return f"CREATE TABLE [{table}] ({body})"
+
+
+def _autoincrement(db: sqlite_utils.Database) -> bool:
+    row = db.conn.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'runs'").fetchone()
+    return bool(row) and "AUTOINCREMENT" in row[0].upper()
+
+
+def _rebuild_runs_with_autoincrement(db: sqlite_utils.Database) -> None:
+    """A store made before ids were AUTOINCREMENT: copy `runs` into one that is, inside the caller's
+    transaction (all rows kept, with their ids; the sequence continues after the largest)."""
+    columns = [(r[1], r[2] or "TEXT") for r in db.conn.execute("PRAGMA table_info(runs)")]
+    names = ", ".join(f"[{c}]" for c, _ in columns)
+    db.conn.execute(_runs_sql("runs_autoincrement", columns))
+    db.conn.execute(f"INSERT INTO runs_autoincrement ({names}) SELECT {names} FROM runs ORDER BY id")
+    db.conn.execute("DROP TABLE runs")
+    db.conn.execute("ALTER TABLE runs_autoincrement RENAME TO runs")

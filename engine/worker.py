@@ -2,7 +2,8 @@
 
 Reads RUN_DIR/spec.toml, runs the spec's stages in order and records everything in the
 run store. It catches at the top: any error is recorded on the run (type, message,
-traceback) and the process exits non-zero. Exit codes: 0 succeeded, 3 stopped, 1 failed.
+traceback) and the process exits non-zero. Exit codes: 0 succeeded, 3 stopped, 1 failed, 4 refused
+(another live worker runs the run, or a fresh start of a run that ran before; nothing is written then).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 from engine.spec import load_spec
 from engine.store import RunStore
 
-EXIT_OK, EXIT_FAILED, EXIT_STOPPED = 0, 1, 3
+EXIT_OK, EXIT_FAILED, EXIT_STOPPED, EXIT_BUSY = 0, 1, 3, 4
 log = logging.getLogger("engine.worker")
 
 
@@ -110,11 +111,10 @@ def run_worker(run_dir: Path, store: RunStore, resume: bool = False) -> int:
         time.sleep(0.2)
         run = store.find_run_by_dir(run_dir)
     run_id = run["id"]
-    if main:
-        import psutil
-
-        store.update_run(run_id, status="running", pid=os.getpid(),
-                         pid_started=psutil.Process().create_time(), error=None, finished=None)
+    refused = store.start_worker(run_id, os.getpid(), resume) if main else None  # one run, one worker
+    if refused:
+        log.error("%s; this worker leaves the run alone", refused)
+        return EXIT_BUSY
     stage = None
     try:
         spec = load_spec(run_dir / "spec.toml")
