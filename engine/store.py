@@ -189,7 +189,8 @@ class RunStore:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             if not self.path.exists():
-                _create_store_file(self.path, lambda conn: _create_tables(sqlite_utils.Database(conn)))
+                every_table = {name: [] for name in _SCHEMA}
+                _create_store_file(self.path, lambda conn: _create_tables(sqlite_utils.Database(conn), every_table))
             _check_file(self.path)
             conn = sqlite3.connect(str(self.path), timeout=self.busy_timeout_s, isolation_level=None,
                                    check_same_thread=False)

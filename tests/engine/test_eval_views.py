@@ -234,6 +234,7 @@ def test_a_store_from_before_gains_the_new_columns(tmp_path):
 
     path = tmp_path / "old.db"
     conn = sqlite3.connect(path)  # today's main: generations without budget/key, evaluations without started
+    conn.execute("CREATE TABLE runs (id INTEGER PRIMARY KEY, name TEXT)")
     conn.execute("CREATE TABLE generations (id INTEGER PRIMARY KEY, eval_id INTEGER, source TEXT, prompt_id TEXT,"
                  " prompt TEXT, completion TEXT, tokens INTEGER, think_tokens INTEGER, answer_tokens INTEGER, "
                  "mode TEXT, correct INTEGER, reward FLOAT, difficulty INTEGER, sample INTEGER)")
