@@ -72,8 +72,14 @@ def window(qtbot, ponder_home):
             left.append(proc)
     for pid in win.controller._supervisors.values():
         proc = _alive(pid)
-        if proc is not None:
+        if proc is None:
+            continue
+        try:  # a supervisor records its worker's end, then exits: on a loaded machine that takes a moment
+            proc.wait(timeout=15)
+        except psutil.TimeoutExpired:
             left += [proc, *proc.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            pass
     for proc in left:
         try:
             proc.kill()
