@@ -21,7 +21,7 @@ def run(ctx: StageContext) -> str:
     if not is_main_process():  # generation is not sharded: one process evaluates and writes
         return "succeeded"
     spec, e = ctx.spec, ctx.spec.eval
-    trained = ctx.outputs.get("grpo_adapter") or ctx.outputs.get("sft_adapter")
+    trained = ctx.outputs.get("grpo_adapter") or ctx.outputs.get("prefer_adapter") or ctx.outputs.get("sft_adapter")
     if trained is None:
         found = [a for a in ctx.store.artifacts(ctx.run_id) if a["kind"] == "adapter"]
         trained = found[-1]["path"] if found else None
