@@ -63,3 +63,11 @@ def test_bad_toml_is_a_spec_error(tmp_path):
 
 def test_defaults_are_valid():
     assert "grpo" in dumps_spec(RunSpec())
+
+
+def test_adar1_spec_shares_the_quickstarts_model_data_and_cold_start():
+    adar1, quick = load_spec(SPECS / "adar1.toml"), load_spec(SPECS / "quickstart.toml")
+    assert adar1.stages == ["sft", "prefer", "eval"]
+    for section in ("model", "data", "sft", "eval"):  # the same held-out prompts, the same SFT start
+        assert getattr(adar1, section) == getattr(quick, section), section
+    assert adar1.seed == quick.seed and adar1.rewards.resolved_prompt_mode() == "ellipsis"
