@@ -158,7 +158,8 @@ def run_worker(run_dir: Path, store: RunStore, resume: bool = False) -> int:
 
 
 def restore_outputs(ctx) -> None:
-    """On resume, what finished stages handed on (the SFT and prefer adapters, the judge) comes back from the artifacts."""
+    """On resume, what finished stages handed on (the SFT and prefer adapters, the judge) comes back from the
+    artifacts."""
     for art in ctx.store.artifacts(ctx.run_id):
         if art["stage"] in ("sft", "prefer") and art["kind"] == "adapter":
             ctx.outputs[f"{art['stage']}_adapter"] = Path(art["path"])

@@ -291,3 +291,22 @@ def test_kill_while_training_reads_as_failed_and_resumes(store):
     assert max(Counter(_steps(store, run_id)).values()) == 1
     (adapter,) = store.artifacts(run_id, "adapter")
     assert adapter["stage"] == "prefer"
+
+
+def test_a_store_from_before_the_pairs_table_opens_and_gets_it(tmp_path):
+    import sqlite3
+
+    from engine.store import _SCHEMA, RunStore
+
+    path = tmp_path / "old.db"
+    with RunStore(path) as s:
+        run_id = s.create_run("old", {}, tmp_path)
+    conn = sqlite3.connect(path)  # the store as main wrote it before this stage: no pairs table
+    conn.execute("DROP TABLE pairs")
+    conn.commit()
+    conn.close()
+    with RunStore(path) as s:
+        assert set(s.db.table_names()) >= set(_SCHEMA) and s.get_run(run_id)["name"] == "old"
+        s.replace_pairs(run_id, "prefer", [{"prompt_id": "p", "chosen": "a", "rejected": "b", "level": "group"}])
+        s.replace_pairs(run_id, "prefer", [{"prompt_id": "p", "chosen": "a", "rejected": "c", "level": "group"}])
+        assert [p["rejected"] for p in s.pairs(run_id)] == ["c"]  # replaced, not added
