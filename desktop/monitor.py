@@ -50,7 +50,13 @@ CHARTS: dict[str, tuple[str, dict[str, str], dict[str, Any]]] = {
     "loss": ("Loss", {"loss": "loss"}, {}),
     "learning_rate": ("Learning rate", {"learning_rate": "lr"}, {}),
     "tokens_per_s": ("Throughput (tokens/s)", {"tokens_per_s": "tokens/s"}, {}),
+    # the prefer stage's DPO: implicit reward of chosen minus rejected, and how often chosen is ahead
+    "dpo_margin": ("DPO reward margin (chosen - rejected)", {"rewards/margins": "margin"},
+                   {"empty_note": "logged by the prefer stage"}),
+    "dpo_accuracy": ("DPO reward accuracy (chosen ahead)", {"rewards/accuracies": "accuracy"},
+                     {"y_range": (0, 1), "empty_note": "logged by the prefer stage"}),
 }
+PAIR_METRICS = "prefer/"  # the prefer stage's step-0 counts: pairs by level and difficulty, sampled accuracy
 BY_LEVEL = ("accuracy/d", "think_rate/d")  # per difficulty level: thin curves beside the overall one
 POLL_MS, REDRAW_MS = 250, 500  # each chart redraws at most every REDRAW_MS
 CHARTS_PER_CYCLE = 8
@@ -73,6 +79,7 @@ class MonitorPage(Page):
         self._max_x = 0.0
         self._step_times: dict[str, deque[float]] = {}  # stage -> the last few seconds-per-step
         self.alerts: list[dict[str, Any]] = []
+        self._pair_counts: dict[str, float] = {}
         self._failure: tuple[Any, str] = (None, "")  # (run id, error) -> message: reads worker.log once
         self._build()
         controller.sig_runs_changed.connect(self._on_controller_runs_changed)
@@ -125,6 +132,11 @@ class MonitorPage(Page):
         self.result_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.result_label.hide()
         self._result_for: tuple | None = None
+        self.pairs_label = QLabel()
+        self.pairs_label.setObjectName("pairs")
+        self.pairs_label.setWordWrap(True)
+        self.pairs_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.pairs_label.hide()
         self.status_label = QLabel("No run selected. Start one on the New run page.")
         self.status_label.setProperty("role", "muted")
         self.status_label.setWordWrap(True)
@@ -166,6 +178,7 @@ class MonitorPage(Page):
         layout.addWidget(self.status_label)
         layout.addWidget(self.alerts_label)
         layout.addWidget(self.timeline)
+        layout.addWidget(self.pairs_label)
         layout.addWidget(splitter, 1)
         self._update_buttons()
 
@@ -206,6 +219,8 @@ class MonitorPage(Page):
         self.alerts_label.hide()
         self._result_for = None
         self.result_label.hide()
+        self._pair_counts = {}
+        self.pairs_label.hide()
         index = self.run_combo.findData(run_id) if run_id is not None else -1
         if index >= 0 and index != self.run_combo.currentIndex():
             self.run_combo.blockSignals(True)
@@ -267,7 +282,10 @@ class MonitorPage(Page):
         self._max_x = max(self._max_x, x)
         if name == "step_time":  # the ETA follows the recent pace (a resumed stage's start says nothing)
             self._step_times.setdefault(stage, deque(maxlen=5)).append(value)
-        if name.startswith("rewards/") and name.endswith("/mean"):
+        if name.startswith(PAIR_METRICS):
+            self._pair_counts[name[len(PAIR_METRICS):]] = value
+            self._show_pairs()
+        elif name.startswith("rewards/") and name.endswith("/mean"):
             component = name[len("rewards/"):-len("/mean")]
             self.charts["reward"].add_series(name, component, width=1.5)
             self.charts["reward"].append(name, x, value)
@@ -284,6 +302,26 @@ class MonitorPage(Page):
             for key, (_, series, _) in CHARTS.items():
                 if name in series:
                     self.charts[key].append(name, x, value)
+
+    def _show_pairs(self) -> None:
+        """One line of the prefer stage's pairs: by level of AdaR1's rule, by difficulty, and what was sampled."""
+        c = self._pair_counts
+        if "pairs" not in c:
+            return
+        levels = sorted((k for k in c if k.startswith("pairs/d") and k[7:].isdigit()), key=lambda k: int(k[7:]))
+        parts = [f"<b>Preference pairs: {int(c['pairs'])}</b>",
+                 f"group level {int(c.get('pairs/group', 0))}, instance level {int(c.get('pairs/instance', 0))}"]
+        if levels:
+            parts.append("by difficulty " + ", ".join(f"level {k[7:]}: {int(c[k])}" for k in levels))
+        acc = [f"{m.replace('_', '-')} {c[f'accuracy/{m}']:.0%} ({c.get(f'tokens/{m}', 0):.0f} tokens)"
+               for m in ("think", "no_think") if f"accuracy/{m}" in c]
+        if acc:
+            parts.append("sampled accuracy " + ", ".join(acc))
+        if "preferred/long" in c:
+            parts.append(f"long preferred on {int(c['preferred/long'])} problems, short on "
+                         f"{int(c.get('preferred/short', 0))}")
+        self.pairs_label.setText(" · ".join(parts))
+        self.pairs_label.show()
 
     def _add_alerts(self, alerts: list[dict[str, Any]]) -> None:
         """Training-health alerts: a strip above the charts (newest first), a marker on the reward chart."""

@@ -68,6 +68,10 @@ def describe(spec: RunSpec) -> str:
             g = spec.grpo
             parts.append(f"{g.max_steps} GRPO steps of {g.batch_size} completions "
                          f"({g.batch_size // g.num_generations} prompts × {g.num_generations})")
+        elif stage == "prefer":
+            pr = spec.prefer
+            parts.append(f"{pr.samples_per_mode} + {pr.samples_per_mode} sampled answers per problem, then "
+                         f"{pr.max_steps} DPO steps")
         elif stage == "eval":
             parts.append(f"evaluation on {spec.data.eval_size} held-out problems")
         else:

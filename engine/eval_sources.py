@@ -70,7 +70,8 @@ def resolve_source(text: str, store=None, default_model=None) -> Source:
                 raise ValueError(f"source {text!r}: write run:ID:STEP or run:ID:STAGE:STEP") from None
             found = sorted((a for a in arts if a["kind"] == "checkpoint" and a["meta"].get("step") == step
                             and stage in (None, a["meta"].get("stage") or a["stage"])),
-                           key=lambda a: a["stage"] == "grpo")  # GRPO's checkpoint when SFT has one too
+                           key=lambda a: ("sft", "prefer", "grpo").index(a["stage"])
+                           if a["stage"] in ("sft", "prefer", "grpo") else -1)  # the latest stage's at that step
             if not found:
                 raise ValueError(f"source {text!r}: run {run_id} has no checkpoint at step {step}")
             adapter = Path(found[-1]["path"])

@@ -92,7 +92,8 @@ def pick_weights(store, run: dict, checkpoint: str | int | None = None) -> Picke
         if not found:
             raise ExportError(f"run {run['id']} has no checkpoint {checkpoint} (checkpoints: {listed})",
                               run.get("run_dir"))
-        art = sorted(found, key=lambda a: _stage_of(a) == "grpo")[-1]  # as `ponder eval run:ID:STEP` picks
+        order = ("sft", "prefer", "grpo")  # the latest stage's at that step, as `ponder eval run:ID:STEP` picks
+        art = sorted(found, key=lambda a: order.index(_stage_of(a)) if _stage_of(a) in order else -1)[-1]
     path = Path(art["path"])
     if not path.is_dir():
         raise ExportError(f"the trained weights of run {run['id']} are gone: no folder {path}", path)
@@ -290,9 +291,12 @@ STAGE_SETTINGS = {
     "judge": ("max_steps", "learning_rate", "batch_size", "max_length", "eval_pairs"),
     "grpo": ("max_steps", "learning_rate", "num_generations", "batch_size", "gradient_accumulation_steps",
              "max_completion_length", "temperature", "beta", "loss_type", "scale_rewards"),
+    "prefer": ("samples_per_mode", "max_completion_length", "temperature", "margin", "group_pairs",
+               "instance_pairs", "beta", "loss_type", "max_steps", "learning_rate", "batch_size"),
     "eval": ("num_samples", "temperature", "max_completion_length", "compare_base"),
 }
-STAGE_NAMES = {"sft": "SFT cold start", "judge": "Judge reward model", "grpo": "GRPO", "eval": "Evaluation"}
+STAGE_NAMES = {"sft": "SFT cold start", "judge": "Judge reward model", "prefer": "Bi-level preference (DPO)",
+               "grpo": "GRPO", "eval": "Evaluation"}
 EVAL_ROWS = (("accuracy", "accuracy", "{:.1%}"), ("pass@1", "pass@1", "{:.1%}"),
              ("tokens", "tokens per answer", "{:.1f}"), ("think_tokens", "thinking tokens", "{:.1f}"),
              ("answer_tokens", "answer tokens", "{:.1f}"), ("think_rate", "think-rate", "{:.0%}"))

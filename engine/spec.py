@@ -17,7 +17,7 @@ from typing import Any
 
 import tomli_w
 
-STAGE_ORDER = ("sft", "judge", "grpo", "eval")
+STAGE_ORDER = ("sft", "judge", "prefer", "grpo", "eval")
 AVAILABLE_STAGES = STAGE_ORDER
 BUNDLED_MODELS = ("smollm2-135m-instruct",)
 BUILTIN_MODELS = ("tiny-random",)
@@ -27,6 +27,10 @@ LOSS_TYPES = ("grpo", "dr_grpo", "dapo", "bnpo", "cispo", "sapo", "luspo", "vesp
 SCALE_REWARDS = ("group", "batch", "none")
 PROMPT_MODES = ("", "think", "ellipsis", "budget")
 SFT_TRACES = ("sketch", "reasoning", "mixed")
+# TRL 1.16 DPOConfig.loss_type values that take one chosen and one rejected answer (an unknown name fails
+# only inside the first step, so the spec checks it)
+DPO_LOSS_TYPES = ("sigmoid", "hinge", "ipo", "exo_pair", "nca_pair", "robust", "bco_pair", "sppo_hard", "aot",
+                  "apo_zero", "apo_down", "discopop", "sigmoid_norm")
 
 
 class SpecError(ValueError):
@@ -389,6 +393,49 @@ class JudgeSpec:
 
 
 @dataclass(kw_only=True)
+class PreferSpec:
+    """AdaR1's bi-level preference stage: the model's own long (think) and short (no-think) answers, sampled
+    once up front and paired by engine.stages.prefer.build_pairs, then DPO (TRL's DPOTrainer, LoRA)."""
+    samples_per_mode: int = 4  # completions per training problem in each mode (think, and no-think)
+    max_completion_length: int = 96  # tokens per sampled completion
+    temperature: float = 0.6
+    margin: float = 0.0  # group level: long is preferred only when its accuracy beats short's by more than this
+    group_pairs: int = 2  # at most this many group-level pairs per problem (preferred style vs the other)
+    instance_pairs: int = 1  # at most this many instance-level pairs per problem (shorter vs longer correct)
+    beta: float = 0.1  # DPO's beta: higher keeps the model closer to its start
+    loss_type: str = "sigmoid"  # TRL's DPO loss; sigmoid is the original DPO loss
+    max_steps: int = 30
+    learning_rate: float = 5e-5
+    batch_size: int = 8  # pairs per step
+    max_length: int = 384  # tokens of prompt + answer; longer pairs are cut
+    save_steps: int = 50
+
+    def problems(self, p: str) -> list[SpecError]:
+        e: list[SpecError] = []
+        for name in ("samples_per_mode", "max_completion_length", "max_steps", "batch_size", "max_length",
+                     "save_steps"):
+            if getattr(self, name) < 1:
+                _err(e, p, name, f"must be at least 1; got {getattr(self, name)}.")
+        for name in ("group_pairs", "instance_pairs"):
+            if getattr(self, name) < 0:
+                _err(e, p, name, f"cannot be negative (0 = no pairs of this kind); got {getattr(self, name)}.")
+        if self.group_pairs == 0 and self.instance_pairs == 0:
+            _err(e, p, "group_pairs", "with both pair caps at 0 there is nothing to train on; allow group pairs, "
+                                      "instance pairs or both.")
+        if not (self.temperature > 0 and math.isfinite(self.temperature)):
+            _err(e, p, "temperature", f"sampling needs a temperature > 0 (0.6 is typical); got {self.temperature}.")
+        if not 0 <= self.margin < 1:
+            _err(e, p, "margin", f"is a difference of accuracies, in [0, 1); got {self.margin}.")
+        if not (self.beta > 0 and math.isfinite(self.beta)):
+            _err(e, p, "beta", f"must be a positive number; got {self.beta}. 0.1 is DPO's usual value.")
+        if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
+            _err(e, p, "learning_rate", f"must be a positive number; got {self.learning_rate}. Try 5e-5 with LoRA.")
+        if self.loss_type not in DPO_LOSS_TYPES:
+            _err(e, p, "loss_type", f"must be one of {', '.join(DPO_LOSS_TYPES)}; got {self.loss_type!r}.")
+        return e
+
+
+@dataclass(kw_only=True)
 class EvalSpec:
     """Evaluation on the held-out split: the trained model, and the base model for the deltas."""
     num_samples: int = 1  # completions per prompt; pass@k is reported for k up to this
@@ -477,6 +524,7 @@ class RunSpec:
     grpo: GRPOSpec = field(default_factory=GRPOSpec)
     sft: SFTSpec = field(default_factory=SFTSpec)
     judge: JudgeSpec = field(default_factory=JudgeSpec)
+    prefer: PreferSpec = field(default_factory=PreferSpec)
     eval: EvalSpec = field(default_factory=EvalSpec)
     health: HealthSpec = field(default_factory=HealthSpec)
 
@@ -509,6 +557,9 @@ class RunSpec:
         if "grpo" in self.stages and uses_judge and "judge" not in self.stages:
             _err(e, "", "stages", "the reward preset uses the judge reward model: add the judge stage before grpo, "
                                   "or set rewards.weights.judge = 0.")
+        if "prefer" in self.stages and not self.model.lora.enabled:
+            _err(e, "", "model.lora.enabled", "the prefer stage trains a LoRA adapter (DPO against its start); "
+                                              "turn LoRA on or leave prefer out.")
         if "sft" in self.stages and not self.model.lora.enabled:
             _err(e, "", "model.lora.enabled", "the sft stage trains a LoRA adapter that GRPO continues; turn LoRA "
                                               "on or leave sft out.")

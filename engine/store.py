@@ -24,7 +24,7 @@ from engine.errors import RunBusy, RunNotFound, StoreError
 
 RUN_STATUSES = ("queued", "running", "succeeded", "failed", "stopped")
 ACTIVE = ("queued", "running")
-STAGES = ("sft", "judge", "grpo", "eval")
+STAGES = ("sft", "judge", "prefer", "grpo", "eval")
 
 _SCHEMA: dict[str, dict[str, Any]] = {
     "runs": {
@@ -56,6 +56,12 @@ _SCHEMA: dict[str, dict[str, Any]] = {
     "artifacts": {"id": int, "run_id": int, "stage": str, "kind": str, "path": str, "meta": str, "created": float},
     "commands": {"id": int, "run_id": int, "command": str, "created": float, "handled": float},
     "events": {"id": int, "run_id": int, "time": float, "level": str, "message": str, "stage": str, "step": int},
+    # the prefer stage's preference pairs; level = which rule of AdaR1's bi-level rule made it (group/instance)
+    "pairs": {
+        "id": int, "run_id": int, "stage": str, "prompt_id": str, "prompt": str, "difficulty": int, "level": str,
+        "preferred": str, "chosen": str, "rejected": str, "chosen_mode": str, "rejected_mode": str,
+        "chosen_tokens": int, "rejected_tokens": int, "chosen_correct": int, "rejected_correct": int,
+    },
 }
 _INDEXES = {
     "metrics": [["run_id", "id"], ["run_id", "stage", "step"]],
@@ -66,6 +72,7 @@ _INDEXES = {
     "evaluations": [["run_id"]],
     "commands": [["run_id", "handled"]],
     "events": [["run_id", "id"]],
+    "pairs": [["run_id", "id"]],
 }
 _JSON_COLUMNS = {"spec", "rewards", "meta", "sources", "settings", "summary"}
 
@@ -366,7 +373,7 @@ class RunStore:
 
     def delete_run(self, run_id: int) -> None:
         with self.db.conn:
-            for table in ("metrics", "traces", "stages", "artifacts", "commands", "events"):
+            for table in ("metrics", "traces", "stages", "artifacts", "commands", "events", "pairs"):
                 self.db.conn.execute(f"DELETE FROM {table} WHERE run_id = ?", [run_id])
             self.db.conn.execute("DELETE FROM runs WHERE id = ?", [run_id])
 
@@ -448,6 +455,17 @@ class RunStore:
 
     def events_since(self, run_id: int, after_id: int = 0) -> list[dict[str, Any]]:
         return list(self.db["events"].rows_where("run_id = ? AND id > ?", [run_id, after_id], order_by="id"))
+
+    # ---- preference pairs (the prefer stage) -------------------------------------------------------
+    def replace_pairs(self, run_id: int, stage: str, rows: Iterable[Mapping[str, Any]]) -> None:
+        """The stage's pairs, replacing any it wrote before (a resumed stage rebuilds the same pairs)."""
+        with self.db.conn:
+            self.db.conn.execute("DELETE FROM pairs WHERE run_id = ? AND stage = ?", [run_id, stage])
+        self._insert_all("pairs", ({**r, "run_id": run_id, "stage": stage} for r in rows))
+
+    def pairs(self, run_id: int, after_id: int = 0, limit: int | None = None) -> list[dict[str, Any]]:
+        return list(self.db["pairs"].rows_where("run_id = ? AND id > ?", [run_id, after_id], order_by="id",
+                                                limit=limit))
 
     # ---- artifacts --------------------------------------------------------------------------------
     def add_artifact(self, run_id: int, kind: str, path: str | Path, meta: Mapping[str, Any] | None = None,

@@ -162,10 +162,11 @@ def run_worker(run_dir: Path, store: RunStore, resume: bool = False) -> int:
 
 
 def restore_outputs(ctx) -> None:
-    """On resume, what finished stages handed on (the SFT adapter, the judge) comes back from the artifacts."""
+    """On resume, what finished stages handed on (the SFT and prefer adapters, the judge) comes back from the
+    artifacts."""
     for art in ctx.store.artifacts(ctx.run_id):
-        if art["stage"] == "sft" and art["kind"] == "adapter":
-            ctx.outputs["sft_adapter"] = Path(art["path"])
+        if art["stage"] in ("sft", "prefer") and art["kind"] == "adapter":
+            ctx.outputs[f"{art['stage']}_adapter"] = Path(art["path"])
         elif art["kind"] == "judge":
             ctx.outputs["judge_path"] = Path(art["path"])
 

@@ -27,17 +27,21 @@ from PySide6.QtWidgets import (
 from desktop.widgets.forms import Collapsible, ComboBox, Field, SciEdit, SpinBox, form_layout, label
 from desktop.widgets.timeline import STAGE_TITLES
 from engine import spec as engine_spec
-from engine.spec import AVAILABLE_STAGES, LOSS_TYPES, SCALE_REWARDS, SFT_TRACES, STAGE_ORDER
+from engine.spec import AVAILABLE_STAGES, DPO_LOSS_TYPES, LOSS_TYPES, SCALE_REWARDS, SFT_TRACES, STAGE_ORDER
 
 STAGE_HELP = {
     "sft": "teaches the output format and concise thinking from sketch traces",
     "judge": "trains a reward model that prefers concise, correct reasoning (the judge reward)",
+    "prefer": "AdaR1's offline preference training: samples the model's own thinking and direct answers once, "
+              "prefers the style that solves each problem better (and the shorter correct answer), then DPO",
     "grpo": "reinforcement learning with the chosen rewards",
     "eval": "scores the trained model (and the base) on the held-out problems",
 }
 SECTIONS = {  # spec section -> (dataclass, key settings shown first)
     "sft": (engine_spec.SFTSpec, ("max_steps", "learning_rate", "batch_size", "max_length", "trace")),
     "judge": (engine_spec.JudgeSpec, ("max_steps", "learning_rate", "batch_size", "max_length")),
+    "prefer": (engine_spec.PreferSpec, ("samples_per_mode", "max_completion_length", "group_pairs",
+                                        "instance_pairs", "beta", "loss_type", "max_steps", "learning_rate")),
     "grpo": (engine_spec.GRPOSpec, ("max_steps", "learning_rate", "num_generations", "batch_size",
                                     "max_completion_length")),
     "eval": (engine_spec.EvalSpec, ("num_samples", "temperature", "max_completion_length", "compare_base")),
@@ -57,6 +61,8 @@ LABELS = {
     "flat_steps": "Flat reward steps",
     "flat_tolerance": "Flat tolerance", "min_mean_tokens": "Min mean tokens", "kl_max": "Max KL",
     "probe_steps": "Probe every", "probe_prompts": "Probe prompts",
+    "samples_per_mode": "Samples per mode", "group_pairs": "Group pairs per problem",
+    "instance_pairs": "Instance pairs per problem", "margin": "Long-style margin",
 }
 HINTS = {
     "grpo.learning_rate": "1e-4 to 3e-4 moves a small model with LoRA; 1e-5 barely does",
@@ -74,6 +80,14 @@ HINTS = {
                  "sketch and as a direct answer, so GRPO can learn when to think",
     "sft.converter": "how long traces become sketches when the data has none",
     "judge.batch_size": "preference pairs per step",
+    "prefer.samples_per_mode": "answers sampled per problem with thinking, and as many without",
+    "prefer.max_completion_length": "tokens per sampled answer",
+    "prefer.group_pairs": "the better-solving style's correct answer over the other style's answers",
+    "prefer.instance_pairs": "a shorter correct answer over a longer one of the same style",
+    "prefer.beta": "DPO's beta: higher keeps the model closer to where it started",
+    "prefer.loss_type": "TRL's DPO loss; sigmoid is the original DPO",
+    "prefer.margin": "long is preferred only when it solves the problem more often by more than this",
+    "prefer.batch_size": "preference pairs per step",
     "judge.eval_pairs": "held-out pairs for the judge's pairwise accuracy",
     "eval.num_samples": "pass@k is reported for k up to this",
     "eval.temperature": "0 = greedy (one sample only)",
@@ -82,8 +96,8 @@ HINTS = {
     "health.zero_spread_share": "alert when more groups than this get equal rewards",
     "health.probe_steps": "steps between greedy probes; an unchanged probe raises the not-learning alert",
 }
-CHOICES = {"loss_type": LOSS_TYPES, "scale_rewards": SCALE_REWARDS, "trace": SFT_TRACES,
-           "converter": ("rules", "teacher")}
+CHOICES = {"prefer.loss_type": DPO_LOSS_TYPES, "loss_type": LOSS_TYPES, "scale_rewards": SCALE_REWARDS,
+           "trace": SFT_TRACES, "converter": ("rules", "teacher")}  # "section.name" before "name"
 MULTILINE = {"teacher_prompt"}
 
 
@@ -124,9 +138,10 @@ class DataclassForm(QWidget):
 
     def _input(self, name: str) -> QWidget:
         hint, default = self.types[name], self.defaults[name]
-        if name in CHOICES:
+        choices = CHOICES.get(f"{self.section}.{name}", CHOICES.get(name))
+        if choices:
             widget = ComboBox()
-            widget.addItems(CHOICES[name])
+            widget.addItems(choices)
             widget.currentTextChanged.connect(self.sig_changed)
         elif hint is bool:
             widget = QCheckBox(_label(name))

@@ -9,7 +9,8 @@ from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QProgressBar, QVBoxLa
 
 from engine.cli import eta
 
-STAGE_TITLES = {"sft": "SFT cold start", "judge": "Reward model", "grpo": "GRPO", "eval": "Evaluation"}
+STAGE_TITLES = {"sft": "SFT cold start", "judge": "Reward model", "prefer": "Preference (DPO)", "grpo": "GRPO",
+                "eval": "Evaluation"}
 
 
 def fmt_duration(seconds: float | None) -> str:

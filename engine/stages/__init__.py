@@ -57,7 +57,7 @@ def check_data(spec: RunSpec) -> None:
 
     d = spec.data
     g = spec.grpo
-    needs = [(1, f"the {stage} stage") for stage in ("sft", "judge") if stage in spec.stages]
+    needs = [(1, f"the {stage} stage") for stage in ("sft", "judge", "prefer") if stage in spec.stages]
     if "grpo" in spec.stages:
         needs.append((grpo_prompts_per_step(g) * int(os.environ.get("WORLD_SIZE", "1")),
                       f"one GRPO step (batch_size {g.batch_size} x gradient_accumulation_steps "

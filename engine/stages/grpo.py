@@ -63,8 +63,8 @@ def run(ctx: StageContext) -> str:
 
     spec, g = ctx.spec, ctx.spec.grpo
 
-    # ---- model (the SFT stage's adapter, if one ran, is the starting point) ----------------------
-    start_adapter = ctx.outputs.get("sft_adapter")
+    # ---- model (the prefer or SFT stage's adapter, if one ran, is the starting point) ------------
+    start_adapter = ctx.outputs.get("prefer_adapter") or ctx.outputs.get("sft_adapter")
     model, tokenizer, _ = load_model(spec.model, placement=ctx.placement, adapter=start_adapter,
                                      trainable=start_adapter is not None)
     peft_config = None

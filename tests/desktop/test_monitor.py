@@ -256,3 +256,32 @@ def test_think_rate_and_accuracy_by_difficulty_are_charted(window, qtbot):
     assert labels == ["all", "level 1", "level 4"]  # easy to hard, whatever order the levels arrived in
     _, y = charts["think_rate"].series["think_rate/d1"].data()
     assert list(y) == [0.1, 0.2, 0.30000000000000004]
+
+
+def test_prefer_stage_shows_pairs_dpo_charts_and_a_sample_of_pairs(window, qtbot):
+    store = window.store
+    run_id = register_running(store)
+    store.add_metrics(run_id, "prefer", 0, {"prefer/pairs": 7, "prefer/pairs/group": 5, "prefer/pairs/instance": 2,
+                                            "prefer/pairs/d3": 4, "prefer/pairs/d1": 3,
+                                            "prefer/accuracy/think": 0.5, "prefer/tokens/think": 40.0,
+                                            "prefer/accuracy/no_think": 0.25, "prefer/tokens/no_think": 9.0,
+                                            "prefer/preferred/long": 2, "prefer/preferred/short": 3})
+    for side, reward in (("chosen", 1.0), ("rejected", -1.0)):  # a pair, as the stage writes it
+        store.add_traces([{"run_id": run_id, "stage": "prefer", "step": 0, "prompt_id": "p", "prompt": "What is 2+2?",
+                           "completion": "</think>\n<answer>4</answer>", "tokens": 9, "think_tokens": 2,
+                           "answer_tokens": 7, "mode": "no_think", "correct": int(reward > 0), "reward": reward,
+                           "rewards": {"pair": reward}, "difficulty": 1}])
+    for step in (1, 2):
+        store.add_metrics(run_id, "prefer", step, {"loss": 0.69, "rewards/margins": 0.1 * step,
+                                                   "rewards/accuracies": 0.5 * step, "rewards/chosen": 0.01})
+    window.show_run(run_id)
+    monitor = window.monitor
+    qtbot.waitUntil(lambda: monitor.charts["dpo_margin"].point_count("rewards/margins") == 2, timeout=3000)
+    assert monitor.charts["dpo_accuracy"].point_count("rewards/accuracies") == 2
+    assert monitor.charts["reward"].point_count() == 0  # DPO's implicit rewards are not GRPO reward components
+    text = monitor.pairs_label.text()
+    assert monitor.pairs_label.isVisibleTo(monitor)
+    assert "Preference pairs: 7" in text and "group level 5, instance level 2" in text
+    assert text.index("level 1: 3") < text.index("level 3: 4")  # easy to hard
+    assert "think 50%" in text and "long preferred on 2" in text
+    assert monitor.traces.model.rowCount() == 2

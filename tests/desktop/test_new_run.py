@@ -43,7 +43,7 @@ def test_the_default_form_is_the_engines_default_spec(page):
 
     page.validate()
     ours, engine = page.spec.to_dict(), RunSpec().to_dict()
-    for section in ("model", "grpo", "sft", "judge", "eval", "health"):
+    for section in ("model", "grpo", "sft", "judge", "prefer", "eval", "health"):
         assert ours[section] == engine[section], section
     assert (ours["data"]["train_size"], ours["data"]["eval_size"]) == (engine["data"]["train_size"],
                                                                        engine["data"]["eval_size"])
@@ -299,3 +299,21 @@ def test_a_spec_with_a_file_keeps_its_column_mapping(page, qtbot, tmp_path):
                         "data": {"source": str(path), "question": "problem", "answer": "alt"}})
     qtbot.waitUntil(lambda: page.data.check_result is not None and not page.data.checking(), timeout=30000)
     assert page.data.columns["answer"].currentText() == "alt"  # not replaced by a guess ("solution")
+
+
+def test_the_prefer_stage_is_offered_with_its_key_settings(page):
+    form = page.stages
+    box = form.stage_boxes["prefer"]
+    assert box.isEnabled() and "AdaR1" in box.toolTip()
+    assert list(form.stage_boxes) == ["sft", "judge", "prefer", "grpo", "eval"]
+    box.setChecked(True)
+    assert form.sections["prefer"].isVisibleTo(page)
+    for name in ("samples_per_mode", "group_pairs", "instance_pairs", "beta", "loss_type", "max_steps",
+                 "learning_rate"):
+        assert f"prefer.{name}" in form.fields
+    assert form.widget("prefer.loss_type").findText("ipo") >= 0  # TRL's DPO losses, not GRPO's
+    assert form.widget("prefer.loss_type").findText("dr_grpo") < 0
+    form.widget("prefer.samples_per_mode").setValue(3)
+    assert page.validate()
+    assert page.spec.stages[-1] == "prefer" or "prefer" in page.spec.stages
+    assert page.spec.prefer.samples_per_mode == 3

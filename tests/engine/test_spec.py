@@ -80,7 +80,7 @@ def _numeric_paths(value, path=""):
         yield path.rstrip(".")
 
 
-ALL_STAGES = ["sft", "grpo", "eval"]  # every stage's settings are checked (judge: no float of its own but lr)
+ALL_STAGES = ["sft", "prefer", "grpo", "eval"]  # every stage's settings are checked (judge: no float of its own but lr)
 FLOAT_FIELDS = sorted(set(_numeric_paths(RunSpec(stages=ALL_STAGES))) | {"judge.learning_rate"})
 
 
@@ -169,3 +169,11 @@ def test_special_files_in_a_spec_are_named(tmp_path, field, make, says):
     with pytest.raises(SpecInvalid) as info:
         spec.replace(**{field: str(make(tmp_path))})
     assert says in info.value.by_field()[field]
+
+
+def test_adar1_spec_shares_the_quickstarts_model_data_and_cold_start():
+    adar1, quick = load_spec(SPECS / "adar1.toml"), load_spec(SPECS / "quickstart.toml")
+    assert adar1.stages == ["sft", "prefer", "eval"]
+    for section in ("model", "data", "sft", "eval"):  # the same held-out prompts, the same SFT start
+        assert getattr(adar1, section) == getattr(quick, section), section
+    assert adar1.seed == quick.seed and adar1.rewards.resolved_prompt_mode() == "ellipsis"
