@@ -200,9 +200,12 @@ with RunStore(path) as store:
     time.sleep(max(0.0, at - time.time()))  # everyone at once
     try:
         store.claim_run(run_id)
-        print("claimed")
+        print("claimed", flush=True)
     except RunBusy as exc:
-        print("refused", exc)
+        print("refused", exc, flush=True)
+    # a claimant that has died leaves a stale claim, which may be taken over (by design): the claimants
+    # live until every process has tried
+    time.sleep(max(0.0, at + 20.0 - time.time()))
 """
 
 
