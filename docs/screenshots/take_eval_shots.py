@@ -12,12 +12,12 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
 
 from desktop import theme
 from desktop.app import MainWindow, install_excepthooks
 from desktop.settings import APP, ORG
+from take_screenshots import run_steps  # this folder is on sys.path when the script runs
 
 RUN_ID = int(sys.argv[1])
 OUT = Path(sys.argv[2] if len(sys.argv) > 2 else Path(__file__).parent.parent)
@@ -53,17 +53,7 @@ def main() -> int:
              (300, tab(3)), (1200, shot("eval-by-difficulty")), (300, monitor), (3000, shot("monitor-result")),
              (300, app.quit)]
 
-    def run_next():
-        if not steps:
-            return
-        delay, action = steps.pop(0)
-
-        def go():
-            action()
-            run_next()
-        QTimer.singleShot(delay, go)
-
-    run_next()
+    run_steps(steps)
     return app.exec()
 
 

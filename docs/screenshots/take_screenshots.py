@@ -22,6 +22,18 @@ from desktop.settings import APP, ORG
 OUT = Path(sys.argv[1] if len(sys.argv) > 1 else Path(__file__).parent)
 
 
+def run_steps(steps: list) -> None:
+    """Run (delay_ms, action) steps one after another on the event loop, each after its delay."""
+    if not steps:
+        return
+    delay, action = steps.pop(0)
+
+    def go():
+        action()
+        run_steps(steps)
+    QTimer.singleShot(delay, go)
+
+
 def main() -> int:
     QApplication.setOrganizationName(ORG)
     QApplication.setApplicationName(APP)
@@ -110,17 +122,7 @@ def main() -> int:
              (300, dark), (2500, select_trace),
              (800, shot("monitor_dark")), (300, app.quit)]
 
-    def run_next():
-        if not steps:
-            return
-        delay, action = steps.pop(0)
-
-        def go():
-            action()
-            run_next()
-        QTimer.singleShot(delay, go)
-
-    run_next()
+    run_steps(steps)
     return app.exec()
 
 
