@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (
 from desktop.widgets.forms import Collapsible, ComboBox, Field, SciEdit, SpinBox, form_layout, label
 from desktop.widgets.timeline import STAGE_TITLES
 from engine import spec as engine_spec
-from engine.spec import AVAILABLE_STAGES, DPO_LOSS_TYPES, LOSS_TYPES, SCALE_REWARDS, SFT_TRACES, STAGE_ORDER
+from engine.spec import DPO_LOSS_TYPES, LOSS_TYPES, SCALE_REWARDS, SFT_TRACES, STAGE_ORDER
 
 STAGE_HELP = {
     "sft": "teaches the output format and concise thinking from sketch traces",
@@ -233,10 +233,7 @@ class StageForm(QGroupBox):
         stages_row.setContentsMargins(0, 0, 0, 0)
         for stage in STAGE_ORDER:
             box = QCheckBox(STAGE_TITLES.get(stage, stage))
-            available = stage in AVAILABLE_STAGES
-            box.setEnabled(available)
-            note = "" if available else " (not available in this version)"
-            box.setToolTip(STAGE_HELP.get(stage, "") + note)
+            box.setToolTip(STAGE_HELP.get(stage, ""))
             box.toggled.connect(self._on_stage_box_toggled)
             self.stage_boxes[stage] = box
             stages_row.addWidget(box)
