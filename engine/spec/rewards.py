@@ -1,4 +1,5 @@
-"""The reward settings: a preset, the user's weights and constants, custom reward functions, the prompt mode."""
+"""The reward settings: a preset, the user's weights and constants, custom reward functions, the prompt
+mode."""
 
 from __future__ import annotations
 

@@ -8,7 +8,8 @@ from typing import Any
 from engine.spec.errors import SpecError, SpecInvalid, _err, _number_problems, _seed_problem
 from engine.spec.inputs import DataSpec, ModelSpec
 from engine.spec.rewards import RewardSpec
-from engine.spec.stages import EvalSpec, GRPOSpec, HealthSpec, JudgeSpec, PreferSpec, SFTSpec, grpo_prompts_per_step
+from engine.spec.stages import (EvalSpec, GRPOSpec, HealthSpec, JudgeSpec, PreferSpec, SFTSpec,
+                                grpo_prompts_per_step)
 
 STAGE_ORDER = ("sft", "judge", "prefer", "grpo", "eval")
 
