@@ -5,16 +5,18 @@ window and a Ctrl-C in the terminal that started the app. It runs ARGV (the engi
 `worker_argv`) with stdout and stderr appended to RUN_DIR/worker.log, waits, and writes the
 exit code to RUN_DIR/worker.exit (negative: killed by that signal). The GUI reads that file
 to explain a worker that died without recording an error, even after the app was reopened.
-No Qt and no engine imports here: it must start fast and never hold a model.
+No Qt and no engine imports beyond engine.paths (standard library only): it must start fast and never
+hold a model.
 """
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
 from pathlib import Path
+
+from engine.paths import atomic_write
 
 EXIT_FILE = "worker.exit"
 
@@ -42,9 +44,7 @@ def main(argv: list[str]) -> int:
 
 
 def _record(run_dir: Path, code: int) -> None:
-    tmp = run_dir / (EXIT_FILE + ".tmp")
-    tmp.write_text(str(code), encoding="utf-8")
-    os.replace(tmp, run_dir / EXIT_FILE)
+    atomic_write(run_dir / EXIT_FILE, str(code))
 
 
 if __name__ == "__main__":

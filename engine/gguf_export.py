@@ -342,13 +342,10 @@ def _trained_model(picked, spec, base_folder: Path, merge: bool):
 
 
 def _system_and_prefix(spec) -> tuple[str, str]:
-    from engine.prompts import PREFIXES, SYSTEM, SYSTEM_ELLIPSIS
+    from engine.prompts import PREFIXES, system_prompt
 
     mode = spec.rewards.resolved_prompt_mode()
-    system = SYSTEM_ELLIPSIS if mode == "ellipsis" else SYSTEM  # as engine.prompts.render_prompt builds it
-    if mode == "budget":
-        system += f" Use at most {spec.rewards.budget or 256} tokens of thinking."
-    return system, PREFIXES.get(mode, "")
+    return system_prompt(mode, spec.rewards.budget or 256), PREFIXES.get(mode, "")
 
 
 def card_section(picked, spec, base_folder: Path, fmt: str, adapter: bool, name: str) -> list[str]:

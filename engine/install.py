@@ -20,6 +20,8 @@ import sys
 import sysconfig
 from pathlib import Path
 
+from engine.paths import atomic_write
+
 APP_ID = "io.github.ponder.Ponder"
 ACCENT = "#2f6fde"  # desktop/theme.py's light accent: readable on light and dark panels
 SVG_NS = "http://www.w3.org/2000/svg"
@@ -92,9 +94,7 @@ def launcher_icon() -> str:
 
 def _write(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+    atomic_write(path, text)
 
 
 def install_desktop_entry(base: Path | None = None, command: list[str] | None = None) -> dict[str, Path]:

@@ -68,3 +68,23 @@ def resources_dir() -> Path:
             return Path(file.locate()).resolve().parents[1]
     raise FileNotFoundError("Ponder's resources folder is missing: reinstall Ponder (the wheel installs it "
                             f"under {installed.parent}).")
+
+
+def atomic_write(path: str | Path, data: str | bytes) -> Path:
+    """Write `data` (text as UTF-8) to `path` so a reader sees the old file or the whole new one, never half:
+    a temporary file in the same folder, flushed to disk (fsync), then renamed over `path` (os.replace).
+    A failure leaves `path` as it was and no temporary file behind."""
+    path = Path(path)
+    raw = data.encode("utf-8") if isinstance(data, str) else data
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # per process: two writers never share one
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)  # the umask applies, as for open()
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(raw)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path

@@ -24,11 +24,17 @@ def budget_for(difficulty: int, budget: int = 0) -> int:
     return budget or DEFAULT_BUDGETS.get(int(difficulty or 0), DEFAULT_BUDGETS[0])
 
 
-def render_prompt(question: str, tokenizer: Any, mode: str = "think", budget: int = 0) -> str:
-    """The text fed to the model: system + question in the chat template, then the mode's prefix."""
+def system_prompt(mode: str = "think", budget: int | str = 0) -> str:
+    """The system prompt of prompt mode `mode` (the budget mode's names `budget` tokens)."""
     system = SYSTEM_ELLIPSIS if mode == "ellipsis" else SYSTEM
     if mode == "budget":
         system += f" Use at most {budget} tokens of thinking."
+    return system
+
+
+def render_prompt(question: str, tokenizer: Any, mode: str = "think", budget: int = 0) -> str:
+    """The text fed to the model: system + question in the chat template, then the mode's prefix."""
+    system = system_prompt(mode, budget)
     if getattr(tokenizer, "chat_template", None):
         text = tokenizer.apply_chat_template(
             [{"role": "system", "content": system}, {"role": "user", "content": question}],

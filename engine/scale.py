@@ -76,18 +76,6 @@ def accelerate_config(spec, gpus: int, strategy: str = "ddp", cpu: bool = False)
     return config
 
 
-def absolute_paths(spec):
-    """The spec with relative file paths made absolute, so the worker finds them from any folder."""
-    changes = {}
-    for field in ("rewards.custom_file", "data.source", "model.source", "sft.teacher_source"):
-        section, key = field.split(".")
-        value = getattr(getattr(spec, section), key)
-        if value and not value.startswith(("builtin:", "bundled:")) and Path(value).expanduser().exists() \
-                and not Path(value).expanduser().is_absolute():
-            changes[field] = str(Path(value).expanduser().resolve())
-    return spec.replace(**changes) if changes else spec
-
-
 def notes_for(spec, gpus: int, strategy: str, cpu: bool) -> list[str]:
     notes = []
     if "grpo" in spec.stages and gpus > 1:
@@ -120,8 +108,9 @@ def prepare_launch(spec, store, gpus: int, strategy: str = "ddp", cpu: bool = Fa
     import yaml
 
     from engine.launch import create_run
+    from engine.spec import resolve_paths, spec_from_dict
 
-    spec = absolute_paths(spec)
+    spec = spec_from_dict(resolve_paths(spec.to_dict(), Path.cwd()))  # the worker finds them from any folder
     config = accelerate_config(spec, gpus, strategy, cpu)  # before the run exists: a bad request leaves none
     run_id, run_dir = create_run(spec, store)
     config_path = run_dir / "accelerate.yaml"

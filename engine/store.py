@@ -22,9 +22,7 @@ import sqlite_utils
 from engine import paths
 from engine.errors import RunBusy, RunNotFound, StoreError
 
-RUN_STATUSES = ("queued", "running", "succeeded", "failed", "stopped")
 ACTIVE = ("queued", "running")
-STAGES = ("sft", "judge", "prefer", "grpo", "eval")
 
 _SCHEMA: dict[str, dict[str, Any]] = {
     "runs": {

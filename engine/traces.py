@@ -17,15 +17,9 @@ from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
 
-from engine.rewards.parsing import is_correct, parse_response, think_token_split
+from engine.rewards.parsing import completion_text, is_correct, parse_response, think_token_split
 
 log = logging.getLogger(__name__)
-
-
-def _text(completion: Any) -> str:
-    if isinstance(completion, list):  # conversational: a list of messages
-        return completion[-1]["content"] if completion else ""
-    return str(completion)
 
 
 class TraceRecorder:
@@ -48,7 +42,7 @@ class TraceRecorder:
             state = kwargs.get("trainer_state")
             step = (state.global_step if state is not None else 0) + 1
             if step not in self._batches:
-                self._batches[step] = {"completions": [_text(c) for c in completions],
+                self._batches[step] = {"completions": [completion_text(c) for c in completions],
                                        "lengths": [len(ids) for ids in kwargs.get("completion_ids") or []],
                                        **{k: kwargs.get(k) for k in ("question", "answer", "difficulty", "prefix",
                                                                      "prompt_id")}}

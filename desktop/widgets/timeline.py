@@ -7,21 +7,10 @@ from typing import Any
 
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QProgressBar, QVBoxLayout, QWidget
 
-from engine.cli import eta
+from engine.progress import eta, fmt_duration  # fmt_duration: monitor, runs and compare import it here
 
 STAGE_TITLES = {"sft": "SFT cold start", "judge": "Reward model", "prefer": "Preference (DPO)", "grpo": "GRPO",
                 "eval": "Evaluation"}
-
-
-def fmt_duration(seconds: float | None) -> str:
-    if seconds is None or seconds != seconds or seconds < 0:
-        return "?"
-    seconds = int(round(seconds))
-    if seconds >= 3600:
-        return f"{seconds // 3600}h {seconds % 3600 // 60:02d}m"
-    if seconds >= 60:
-        return f"{seconds // 60}m {seconds % 60:02d}s"
-    return f"{seconds}s"
 
 
 class StageCard(QFrame):

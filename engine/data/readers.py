@@ -9,16 +9,15 @@ rows); CSV counts data rows from 1 (the header is not a row); JSON arrays, Parqu
 from __future__ import annotations
 
 import csv
-import errno
 import io
 import json
-import os
-import stat
 import sys
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from engine.data.file_checks import duplicate_names, packed_problem, path_problem
 
 Records = Iterator[tuple[int, dict | None, str | None]]
 ROW_LABELS = {"jsonl": "line", "csv": "row", "json": "index", "parquet": "index", "datasets": "index"}
@@ -27,72 +26,6 @@ _SAVED_DATASET_MARKERS = ("dataset_dict.json", "state.json", "dataset_info.json"
 
 class FileProblem(Exception):
     """The file as a whole cannot be read; the message says why, in the user's terms."""
-
-
-_SPECIAL = ((stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISCHR, "a character device"),
-            (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
-
-
-def path_problem(path: Path, *, allow_dir: bool = True) -> str | None:
-    """Why `path` cannot be opened as a data file (None when it can), found with stat() alone,
-    before anything is opened: only a regular file (or, with allow_dir, a folder) is read, since
-    opening a FIFO blocks for ever and a device such as /dev/zero never ends."""
-    try:
-        mode = path.stat().st_mode  # follows symbolic links
-    except OSError as err:
-        if err.errno == errno.ELOOP:
-            return "it is a symbolic link that loops (it leads back to itself); point to the real file"
-        if err.errno in (errno.ENOENT, errno.ENOTDIR):
-            if path.is_symlink():
-                return f"it is a symbolic link to {os.readlink(path)}, which does not exist"
-            return "no such file or folder"
-        return f"cannot be read: {err.strerror or err}"
-    if stat.S_ISDIR(mode):
-        return None if allow_dir else "it is a folder, not a file"
-    if not stat.S_ISREG(mode):
-        kind = next((name for test, name in _SPECIAL if test(mode)), "a special file")
-        folder = " or a saved `datasets` folder" if allow_dir else ""
-        return f"it is {kind}, not a regular file; only regular files{folder} are read"
-    if not os.access(path, os.R_OK):
-        return "permission denied: this user may not read it"
-    return None
-
-
-# first bytes -> (format, how to unpack it); such files are not text, whatever their name says
-_PACKED = ((b"\x1f\x8b", "gzip-compressed", "gunzip FILE"), (b"PK\x03\x04", "a zip archive", "unzip FILE"),
-           (b"BZh", "bzip2-compressed", "bunzip2 FILE"), (b"\xfd7zXZ\x00", "xz-compressed", "unxz FILE"),
-           (b"\x28\xb5\x2f\xfd", "zstd-compressed", "unzstd FILE"),
-           (b"7z\xbc\xaf\x27\x1c", "a 7z archive", "7z x FILE"))
-
-
-def packed_problem(head: bytes) -> str | None:
-    """Why a file whose first bytes are `head` is not a text data file: compressed, an archive or
-    UTF-16 text (None for anything else, including Parquet)."""
-    for magic, what, unpack in _PACKED:
-        if head.startswith(magic) and _PACKED_MORE.get(magic, lambda h: True)(head):
-            return f"the file is {what}, not text; unpack it first ({unpack}) and pick the unpacked file"
-    little = head.startswith(b"\xff\xfe") and head[3:4] == b"\x00"  # a BOM, then ASCII as two bytes each
-    big = head.startswith(b"\xfe\xff") and head[2:3] == b"\x00"
-    if little or big:
-        return "the file is UTF-16 text; save it as UTF-8"
-    return None
-
-
-# header bytes after the magic that a real file has (so a text line that happens to start alike is text)
-_PACKED_MORE = {b"\x1f\x8b": lambda h: h[2:3] == b"\x08" and h[3:4] < b"\x20",  # deflate, no reserved flags
-                b"BZh": lambda h: h[4:10] == b"1AY&SY"}
-
-
-def duplicate_names(names: list[str]) -> str | None:
-    """A message naming each column that appears more than once (1-based positions), else None:
-    a reader would otherwise silently keep one of them."""
-    counts = Counter(names)
-    dupes = [n for n, c in counts.items() if c > 1 and str(n).strip()]
-    if not dupes:
-        return None
-    where = "; ".join(f"{n!r} (columns {', '.join(str(i + 1) for i, m in enumerate(names) if m == n)})"
-                      for n in dupes)
-    return f"the header names a column more than once: {where}; rename them so each column has its own name"
 
 
 class _Keys(dict):
@@ -116,6 +49,15 @@ def _record_problem(value: Any) -> str | None:
         return (f"the key {', '.join(map(repr, value.duplicates))} appears more than once in this object; "
                 "keep one (JSON readers silently use the last)")
     return None
+
+
+def _json_record(number: int, value: Any) -> tuple[int, dict | None, str | None]:
+    """(row number, record, problem) for one parsed JSON value: an object is a record, anything else a problem."""
+    if not isinstance(value, dict):
+        return number, None, f"not a JSON object (a JSON {type(value).__name__})"
+    if (problem := _record_problem(value)) is not None:
+        return number, None, problem
+    return number, value, None
 
 
 def detect_format(path: Path) -> str:
@@ -176,12 +118,7 @@ def read_jsonl(path: Path) -> Records:
             except Exception as err:  # JSONDecodeError, RecursionError on deep nesting, huge ints
                 yield number, None, f"invalid JSON: {str(err)[:120]}"
                 continue
-            if isinstance(value, dict) and (problem := _record_problem(value)):
-                yield number, None, problem
-            elif isinstance(value, dict):
-                yield number, value, None
-            else:
-                yield number, None, f"not a JSON object (a JSON {type(value).__name__})"
+            yield _json_record(number, value)
 
 
 def _decode_whole(data: bytes) -> str:
@@ -214,12 +151,7 @@ def read_json(path: Path) -> tuple[Records, str]:
 
     def records() -> Records:
         for i, item in enumerate(value):
-            if isinstance(item, dict) and (problem := _record_problem(item)):
-                yield i, None, problem
-            elif isinstance(item, dict):
-                yield i, item, None
-            else:
-                yield i, None, f"not a JSON object (a JSON {type(item).__name__})"
+            yield _json_record(i, item)
 
     return records(), "json"
 

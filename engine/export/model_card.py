@@ -192,7 +192,7 @@ def model_card(store, run: dict, spec, picked: Picked, base_ref: str, base_folde
     from huggingface_hub import ModelCardData  # the Hub's own front matter (YAML) for a model card
 
     from engine.models import describe_source
-    from engine.prompts import PREFIXES, SYSTEM, SYSTEM_ELLIPSIS
+    from engine.prompts import PREFIXES, system_prompt
 
     source = spec.model.source.strip()
     hub = BUNDLED_ORIGINS.get(source[8:], "") if source.startswith("bundled:") else \
@@ -203,9 +203,7 @@ def model_card(store, run: dict, spec, picked: Picked, base_ref: str, base_folde
              else f"the checkpoint at {picked.stage} step {picked.step}")
     created = time.strftime("%Y-%m-%d", time.localtime(run["created"]))
     mode = spec.rewards.resolved_prompt_mode()
-    system = SYSTEM_ELLIPSIS if mode == "ellipsis" else SYSTEM  # as engine.prompts.render_prompt builds it
-    if mode == "budget":
-        system += f" Use at most {spec.rewards.budget or '{budget}'} tokens of thinking."
+    system = system_prompt(mode, spec.rewards.budget or "{budget}")
     load = f'model = AutoModelForCausalLM.from_pretrained("{name}")' if merged else (
         f'base = AutoModelForCausalLM.from_pretrained("{base_ref}")\n'
         f'model = PeftModel.from_pretrained(base, "{name}")')

@@ -33,6 +33,13 @@ def _err(errors: list[SpecError], prefix: str, name: str, message: str) -> None:
     errors.append(SpecError(f"{prefix}{name}", message))
 
 
+def _at_least_one(errors: list[SpecError], prefix: str, section: Any, names: tuple[str, ...]) -> None:
+    """A problem for each of `names` (counts and lengths) of `section` that is below 1."""
+    for name in names:
+        if getattr(section, name) < 1:
+            _err(errors, prefix, name, f"must be at least 1; got {getattr(section, name)}.")
+
+
 INT_MAX = 2**63 - 1  # the run store (SQLite) holds whole numbers up to this; steps and counts are stored
 SEED_MAX = 2**32 - 1  # seeds go to NumPy's generator, which takes 0 .. 2**32 - 1
 

@@ -129,8 +129,7 @@ def dumps_spec(spec: RunSpec) -> str:
 def save_spec(spec: RunSpec, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(dumps_spec(spec), encoding="utf-8")
-    tmp.replace(path)
-    return path
+    from engine.paths import atomic_write
+
+    return atomic_write(path, dumps_spec(spec))
 

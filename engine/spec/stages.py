@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from engine.spec.errors import SpecError, _err
+from engine.spec.errors import SpecError, _at_least_one, _err
 
 LOSS_TYPES = ("grpo", "dr_grpo", "dapo", "bnpo", "cispo", "sapo", "luspo", "vespo")
 SCALE_REWARDS = ("group", "batch", "none")
@@ -56,9 +56,8 @@ class GRPOSpec:
                                      f"got {self.batch_size}. Use a multiple of it, e.g. {lo}.")
         if self.batch_size < 1:
             _err(e, p, "batch_size", f"must be at least 1; got {self.batch_size}.")
-        for name in ("max_steps", "gradient_accumulation_steps", "max_completion_length", "save_steps"):
-            if getattr(self, name) < 1:
-                _err(e, p, name, f"must be at least 1; got {getattr(self, name)}.")
+        _at_least_one(e, p, self, ("max_steps", "gradient_accumulation_steps", "max_completion_length",
+                                   "save_steps"))
         if not (self.learning_rate >= 0 and math.isfinite(self.learning_rate)):  # 0 trains nothing: a dry run
             _err(e, p, "learning_rate", f"must be a positive number (or 0 for a dry run that trains "
                                          f"nothing); got {self.learning_rate}. Try 1e-4 with LoRA.")
@@ -104,9 +103,7 @@ class SFTSpec:
 
     def problems(self, p: str) -> list[SpecError]:
         e: list[SpecError] = []
-        for name in ("max_steps", "batch_size", "max_length", "save_steps"):
-            if getattr(self, name) < 1:
-                _err(e, p, name, f"must be at least 1; got {getattr(self, name)}.")
+        _at_least_one(e, p, self, ("max_steps", "batch_size", "max_length", "save_steps"))
         if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
             _err(e, p, "learning_rate", f"must be a positive number; got {self.learning_rate}. Try 2e-4 with LoRA.")
         if self.trace not in SFT_TRACES:
@@ -133,9 +130,7 @@ class JudgeSpec:
 
     def problems(self, p: str) -> list[SpecError]:
         e: list[SpecError] = []
-        for name in ("max_steps", "batch_size", "max_length", "save_steps"):
-            if getattr(self, name) < 1:
-                _err(e, p, name, f"must be at least 1; got {getattr(self, name)}.")
+        _at_least_one(e, p, self, ("max_steps", "batch_size", "max_length", "save_steps"))
         if self.eval_pairs < 0:
             _err(e, p, "eval_pairs", f"cannot be negative; got {self.eval_pairs}.")
         if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
@@ -163,10 +158,8 @@ class PreferSpec:
 
     def problems(self, p: str) -> list[SpecError]:
         e: list[SpecError] = []
-        for name in ("samples_per_mode", "max_completion_length", "max_steps", "batch_size", "max_length",
-                     "save_steps"):
-            if getattr(self, name) < 1:
-                _err(e, p, name, f"must be at least 1; got {getattr(self, name)}.")
+        _at_least_one(e, p, self, ("samples_per_mode", "max_completion_length", "max_steps", "batch_size",
+                                   "max_length", "save_steps"))
         for name in ("group_pairs", "instance_pairs"):
             if getattr(self, name) < 0:
                 _err(e, p, name, f"cannot be negative (0 = no pairs of this kind); got {getattr(self, name)}.")
@@ -217,9 +210,7 @@ class EvalSpec:
             _err(e, p, "budgets", f"a budget of {max(b)} thinking tokens leaves no room to answer within "
                                   f"max_completion_length = {self.max_completion_length}; use smaller budgets "
                                   "or raise max_completion_length.")
-        for name in ("num_samples", "max_completion_length", "batch_size"):
-            if getattr(self, name) < 1:
-                _err(e, p, name, f"must be at least 1; got {getattr(self, name)}.")
+        _at_least_one(e, p, self, ("num_samples", "max_completion_length", "batch_size"))
         if self.temperature < 0:
             _err(e, p, "temperature", f"cannot be negative; got {self.temperature}.")
         if self.num_samples > 1 and self.temperature == 0:
@@ -246,9 +237,7 @@ class HealthSpec:
 
     def problems(self, p: str) -> list[SpecError]:
         e: list[SpecError] = []
-        for name in ("window", "flat_steps"):
-            if getattr(self, name) < 1:
-                _err(e, p, name, f"must be at least 1; got {getattr(self, name)}.")
+        _at_least_one(e, p, self, ("window", "flat_steps"))
         for name in ("warmup_steps", "probe_steps"):
             if getattr(self, name) < 0:
                 _err(e, p, name, f"cannot be negative; got {getattr(self, name)}.")

@@ -23,6 +23,7 @@ import logging
 from collections import Counter
 from typing import Any
 
+from engine.paths import atomic_write
 from engine.stages import (
     StageContext,
     StageFailed,
@@ -176,10 +177,7 @@ def sample_all(ctx: StageContext, model, tokenizer, rows: list[dict], prefix: st
     path = ctx.run_dir / SAMPLES_FILE
     done = read_samples(path) if ctx.resume else {}
     if is_main_process():  # rewritten whole: a line cut short by a kill must not swallow the next one
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text("".join(json.dumps(item, ensure_ascii=False) + "\n" for item in done.values()),
-                       encoding="utf-8")
-        tmp.replace(path)
+        atomic_write(path, "".join(json.dumps(item, ensure_ascii=False) + "\n" for item in done.values()))
     todo = [row for row in rows if row["prompt_id"] not in done]
     if done:
         ctx.event("info", f"prefer: {len(rows) - len(todo)} of {len(rows)} problems already sampled", STAGE)

@@ -26,6 +26,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from engine.paths import atomic_write
 from engine.stages import (
     StageContext,
     StageFailed,
@@ -141,9 +142,7 @@ def collect_traces(ctx: StageContext, examples: list[dict]) -> tuple[list[tuple[
 
 
 def _write_json(path: Path, data: dict) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, ensure_ascii=False))
-    tmp.replace(path)
+    atomic_write(path, json.dumps(data, ensure_ascii=False))
 
 
 def report_reduction(ctx: StageContext, kept: list[tuple[dict, str]], info: dict, tokenizer) -> float | None:
