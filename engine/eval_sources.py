@@ -63,6 +63,8 @@ def resolve_row(row: dict[str, Any], store=None, default_model=None) -> Source:
 
     kind, label = row["kind"], row["label"]
     if row.get("run_id") is not None and kind in ("run", "checkpoint", "trained"):
+        if kind == "checkpoint" and row.get("step") is None:
+            raise ValueError(f"source {label!r}: write run:ID:STEP or run:ID:STAGE:STEP")
         if store is None:
             raise ValueError(f"source {label!r} needs the run store")
         run_id = row["run_id"]
@@ -71,9 +73,7 @@ def resolve_row(row: dict[str, Any], store=None, default_model=None) -> Source:
         arts = store.artifacts(run_id)
         mode = spec.rewards.resolved_prompt_mode()
         if kind == "checkpoint":
-            step, stage = row.get("step"), row.get("stage")
-            if step is None:
-                raise ValueError(f"source {label!r}: write run:ID:STEP or run:ID:STAGE:STEP")
+            step, stage = row["step"], row.get("stage")
             found = sorted((a for a in arts if a["kind"] == "checkpoint" and a["meta"].get("step") == step
                             and stage in (None, a["meta"].get("stage") or a["stage"])),
                            key=lambda a: ("sft", "prefer", "grpo").index(a["stage"])
