@@ -198,13 +198,20 @@ def _backup(path: Path, version: int) -> Path:
     while target.exists():
         target, n = path.with_name(f"{path.name}.v{version}.{n}.bak"), n + 1
     tmp = target.with_name(f".{target.name}.tmp")
-    src, dst = sqlite3.connect(str(path)), sqlite3.connect(str(tmp))
     try:
-        src.backup(dst)
-    finally:
-        dst.close()
-        src.close()
-    tmp.rename(target)
+        src, dst = sqlite3.connect(str(path)), sqlite3.connect(str(tmp))
+        try:
+            src.backup(dst)
+        finally:
+            dst.close()
+            src.close()
+        tmp.rename(target)
+    except (OSError, sqlite3.Error) as exc:
+        if tmp.is_file():
+            tmp.unlink()
+        raise StoreError(f"the run store {path} is from an older Ponder and is upgraded after a backup copy, "
+                         f"but {target} could not be written ({exc}); the store is left as it is: free some "
+                         "space or make its folder writable, then try again.") from exc
     return target
 
 

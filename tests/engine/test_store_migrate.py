@@ -206,3 +206,12 @@ def test_a_failed_upgrade_leaves_the_old_store_as_it_was(old_store):
     conn = sqlite3.connect(old_store)
     assert conn.execute("PRAGMA user_version").fetchone()[0] == 0
     conn.close()
+
+
+def test_a_backup_that_cannot_be_written_stops_the_upgrade_and_says_so(old_store):
+    (old_store.parent / ".ponder.db.v1.bak.tmp").mkdir()  # in the way of the backup copy
+    before = _raw(old_store)
+    with pytest.raises(StoreError, match=r"ponder.db.v1.bak could not be written .* left as it is"):
+        RunStore(old_store)
+    assert _raw(old_store) == before
+    assert not backup_path(old_store, 1).exists()
