@@ -154,9 +154,15 @@ def missing(db: sqlite_utils.Database) -> dict[str, list[str]]:
     return out
 
 
+_LEGACY = {"runs": "error", "evaluations": "sources"}  # version 1's packed columns
+
+
 def _outdated(db: sqlite_utils.Database) -> bool:
+    """Older than this code, lacking a table or column, or carrying a version-1 column again (an older Ponder
+    opened it since and added it back)."""
     version = db.conn.execute("PRAGMA user_version").fetchone()[0]
-    return version < SCHEMA_VERSION or bool(missing(db)) or not _autoincrement(db)
+    legacy = any(column in db[table].columns_dict for table, column in _LEGACY.items() if db[table].exists())
+    return version < SCHEMA_VERSION or legacy or bool(missing(db)) or not _autoincrement(db)
 
 
 def ensure_schema(db: sqlite_utils.Database, path: Path) -> int | None:
@@ -235,8 +241,7 @@ def _upgrade(db: sqlite_utils.Database) -> None:
     split into them once, and the old columns dropped (sqlite-utils' transform)."""
     conn = db.conn
     create_tables(db, missing(db))
-    runs = db["runs"].columns_dict
-    if "error" in runs:
+    if _LEGACY["runs"] in db["runs"].columns_dict:
         for run_id, error in conn.execute("SELECT id, error FROM runs WHERE error IS NOT NULL").fetchall():
             fields = split_error(error)
             conn.execute("UPDATE runs SET error_type = ?, error_message = ?, error_traceback = ? WHERE id = ?",
@@ -248,7 +253,7 @@ def _upgrade(db: sqlite_utils.Database) -> None:
         if found:
             conn.execute("UPDATE events SET code = ?, message = ? WHERE id = ?",
                          [found["code"], (found["prefix"] or "") + found["rest"], event_id])
-    if "sources" in db["evaluations"].columns_dict:
+    if _LEGACY["evaluations"] in db["evaluations"].columns_dict:
         for eval_id, sources, summary in conn.execute("SELECT id, sources, summary FROM evaluations").fetchall():
             insert_sources(db, eval_id, _old_sources(sources, summary))
         db["evaluations"].transform(drop={"sources"})  # nested in this transaction (a savepoint)

@@ -215,3 +215,24 @@ def test_a_backup_that_cannot_be_written_stops_the_upgrade_and_says_so(old_store
         RunStore(old_store)
     assert _raw(old_store) == before
     assert not backup_path(old_store, 1).exists()
+
+
+def test_a_store_an_older_ponder_opened_again_is_upgraded_again(tmp_path):
+    path = tmp_path / "ponder.db"
+    with RunStore(path) as store:
+        run_id = store.create_run("r", {}, "")
+    conn = sqlite3.connect(path)  # what version-1 code does to it: adds its columns back and writes them
+    conn.execute("ALTER TABLE runs ADD COLUMN error TEXT")
+    conn.execute("ALTER TABLE evaluations ADD COLUMN sources TEXT")
+    conn.execute("UPDATE runs SET status = 'failed', error = ? WHERE id = ?",
+                 ["KeyError: 'x'\n\nTraceback (most recent call last):\nKeyError: 'x'\n", run_id])
+    conn.execute("INSERT INTO evaluations (status, sources, summary) VALUES ('queued', '[\"run:1\", \"base\"]', '{}')")
+    conn.commit()
+    conn.close()
+    with RunStore(path) as store:
+        assert store.upgraded_from == SCHEMA_VERSION
+        run = store.get_run(run_id)
+        assert (run["error_type"], run["error_message"]) == ("KeyError", "KeyError: 'x'") and "error" not in run
+        assert [(r["kind"], r["run_id"]) for r in store.list_evaluations()[0]["source_rows"]] == [
+            ("run", 1), ("base", None)]
+    assert backup_path(path, SCHEMA_VERSION).exists()
