@@ -332,8 +332,7 @@ class MonitorPage(Page):
             self.alerts.append(alert)
             if alert.get("step") is not None:
                 x = self._offsets.get(alert.get("stage") or "", 0.0) + alert["step"]
-                message = alert["message"]
-                code = message.split("]", 1)[0].lstrip("[") if message.startswith("[") else "alert"
+                code = alert.get("code") or "alert"
                 self.charts["reward"].add_boundary(x, code, color, position=0.75)
         lines = [f"<b>step {'?' if a.get('step') is None else a['step']}</b>: {html.escape(a['message'])}"
                  for a in reversed(self.alerts[-3:])]
@@ -410,7 +409,7 @@ class MonitorPage(Page):
             parts = ["<b>stopping…</b> (the worker saves a checkpoint after the current step)"]
         parts += [f"{fmt_duration(elapsed)}", f"model {model}", f"data {data}", f"rewards {preset}"]
         if run["status"] == "failed":
-            key = (run["id"], run.get("error"))
+            key = (run["id"], run.get("error_message"))
             if self._failure[0] != key:
                 self._failure = (key, describe_failure(run)[0])
             message = self._failure[1].split(" failed: ", 1)[-1]

@@ -49,11 +49,10 @@ class RunEvaluation(QWidget):
         self.set_run(None)
 
     def evaluations(self, run_id: int) -> list[dict[str, Any]]:
-        """The run's evaluations: its eval stage's, this tab's, and any of its weights (run:ID..., or a summary
-        entry of the run), oldest first."""
-        own = f"run:{run_id}"
+        """The run's evaluations: its eval stage's, this tab's, and any of its weights (a source row of the run,
+        or a summary entry of the run), oldest first."""
         return [e for e in self.store.list_evaluations() if e["run_id"] == run_id
-                or any(s == own or s.startswith(own + ":") for s in e["sources"] or [])
+                or any(r["run_id"] == run_id for r in e["source_rows"])
                 or any(isinstance(v, dict) and v.get("run_id") == run_id for v in (e["summary"] or {}).values())]
 
     def set_run(self, run: dict[str, Any] | None) -> None:

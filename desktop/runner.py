@@ -26,7 +26,7 @@ from desktop.supervise import EXIT_FILE
 from engine.errors import RunBusy
 from engine.launch import create_run, worker_argv
 from engine.spec import RunSpec
-from engine.store import ACTIVE, RunStore, process_alive
+from engine.store import ACTIVE, NO_ERROR, RunStore, process_alive
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +93,7 @@ class RunController(QObject):
         if not ok:
             message = f"Could not start the worker for run {run_id}."
             error = f"{message}\n\nCommand: {' '.join([program, *args])}"
-            self.store.update_run(run_id, status="failed", error=error, finished=time.time())
+            self.store.update_run(run_id, status="failed", error_message=error, finished=time.time())
             self.sig_start_failed.emit(message, error)
             self.refresh()
             return
@@ -206,27 +206,26 @@ class RunController(QObject):
         """The worker exited before it registered (bad environment, import error): record it as failed."""
         code = self._exit_code(run)
         error = f"The worker exited with code {code} before it started the run."
-        self.store.update_run(run["id"], status="failed", error=error, finished=time.time())
+        self.store.update_run(run["id"], status="failed", error_message=error, finished=time.time())
         self.store.log_event(run["id"], "error", error)
-        return {"status": "failed", "error": error, "finished": time.time()}
+        return {"status": "failed", "error_message": error, "finished": time.time()}
 
     def _record_forced_stop(self, run: dict[str, Any]) -> dict[str, Any]:
         """A worker we terminated or killed ended a stop request: the run is stopped, not failed."""
         now = time.time()
-        self.store.update_run(run["id"], status="stopped", error=None, finished=now)
+        self.store.update_run(run["id"], status="stopped", **NO_ERROR, finished=now)
         for stage in self.store.stages(run["id"]):
             if stage["status"] in ("running", "failed"):
                 self.store.set_stage(run["id"], stage["stage"], status="stopped", finished=now)
         self.store.log_event(run["id"], "warning", "stopped by force: the last saved checkpoint is kept")
         self._forced.discard(run["id"])
-        return {"status": "stopped", "error": None, "finished": now}
+        return {"status": "stopped", **NO_ERROR, "finished": now}
 
 
 # ---- describing failures ----------------------------------------------------------------------------
 
 def _has_traceback(run: dict[str, Any]) -> bool:
-    message, sep, trace = (run.get("error") or "").partition("\n\n")
-    return bool(sep and trace.strip())
+    return bool((run.get("error_traceback") or "").strip())
 
 
 def read_exit_code(run_dir: str | Path | None) -> int | None:
@@ -267,13 +266,12 @@ def describe_exit(code: int | None) -> str:
 def describe_failure(run: dict[str, Any]) -> tuple[str, str]:
     """(message, details) of a failed run.
 
-    The worker records `message\\n\\ntraceback`; a worker that died without recording that
+    The worker records its error's message and traceback; a worker that died without recording them
     is described by its exit code and the tail of RUN_DIR/worker.log.
     """
-    error = run.get("error") or ""
-    message, sep, trace = error.partition("\n\n")
-    if sep and trace.strip():
-        return f"Run {run['id']} ({run['name']}) failed: {message.strip()}", trace.rstrip()
+    error, trace = run.get("error_message") or "", run.get("error_traceback") or ""
+    if trace.strip():
+        return f"Run {run['id']} ({run['name']}) failed: {error.strip()}", trace.rstrip()
     run_dir = Path(run.get("run_dir") or ".")
     how = describe_exit(read_exit_code(run_dir))
     message = f"Run {run['id']} ({run['name']}) failed: the worker stopped without recording an error; {how}."

@@ -62,7 +62,7 @@ def _follow(store, run_id: int, proc, poll: float, last_event: int, interrupts: 
             return EXIT_LEFT
         for ev in store.events_since(run_id, last_event):
             last_event = ev["id"]
-            _out(f"[{ev['level']}] {ev['message']}")
+            _out(_event_line(ev))
         run = store.get_run(run_id)
         running = [s for s in store.stages(run_id) if s["status"] == "running"]
         if running:
@@ -77,7 +77,7 @@ def _follow(store, run_id: int, proc, poll: float, last_event: int, interrupts: 
             # the worker exited before it took the run (it could not start): record that, do not leave it queued
             error = (f"The worker exited with code {proc.returncode} before it started the run; see worker.log "
                      f"in {run['run_dir']}.")
-            store.update_run(run_id, status="failed", error=error, finished=time.time())
+            store.update_run(run_id, status="failed", error_message=error, finished=time.time())
             store.log_event(run_id, "error", error)
             continue
         for _ in range(max(1, int(poll / 0.1))):  # short sleeps: a Ctrl-C is answered within 0.1 s
@@ -94,12 +94,16 @@ def _follow(store, run_id: int, proc, poll: float, last_event: int, interrupts: 
         if metrics["step"] is not None and (final[-1]["stage"], metrics["step"]) != last_step:
             _out(_step_line(final[-1], metrics["values"]))
     for ev in store.events_since(run_id, last_event):
-        _out(f"[{ev['level']}] {ev['message']}")
+        _out(_event_line(ev))
     run = store.get_run(run_id)
     _out(f"run {run_id} {run['status']} ({run['run_dir']})")
-    if run["status"] == "failed" and run.get("error"):
-        _out(run["error"].split("\n\n", 1)[0])
+    if run["status"] == "failed" and run.get("error_message"):
+        _out(run["error_message"])
     return {"succeeded": 0, "stopped": EXIT_STOPPED}.get(run["status"], EXIT_FAILED)
+
+
+def _event_line(ev: dict) -> str:
+    return f"[{ev['level']}] " + (f"[{ev['code']}] " if ev.get("code") else "") + ev["message"]
 
 
 def cmd_run(args) -> int:
@@ -178,8 +182,10 @@ def cmd_show(args) -> int:
                 _out(f"  {name:<40} {value:.4g}")
         for art in store.artifacts(run["id"]):
             _out(f"  {art['kind']:<10} {art['path']}")
-        if run.get("error"):
-            _out("error: " + run["error"])
+        if run.get("error_message"):
+            _out("error: " + run["error_message"])
+        if run.get("error_traceback"):
+            _out(f"  (its traceback is in {Path(run['run_dir']) / 'worker.log'})")
     return 0
 
 

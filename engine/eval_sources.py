@@ -45,55 +45,70 @@ def _trained_base(model, adapter: Path):
 
 
 def resolve_source(text: str, store=None, default_model=None) -> Source:
-    """Turn a source string into the model (and adapter) to evaluate; raises ValueError naming the source."""
-    from engine.spec import ModelSpec
+    """Turn a source as typed ("run:3", "run:3:grpo:16", "base", a folder or hub id) into the model (and
+    adapter) to evaluate; raises ValueError naming the source."""
+    from engine.store import source_row
 
     text = text.strip()
-    if text.startswith("run:"):
-        parts = text.split(":")
-        try:
-            run_id = int(parts[1])
-        except (IndexError, ValueError):
-            raise ValueError(f"source {text!r}: write run:ID or run:ID:STEP") from None
-        if store is None:
-            raise ValueError(f"source {text!r} needs the run store")
-        run = store.get_run(run_id)
-        from engine.spec import spec_from_dict
+    row = source_row(text)
+    if text.startswith("run:") and row["run_id"] is None:
+        raise ValueError(f"source {text!r}: write run:ID or run:ID:STEP")
+    return resolve_row(row, store, default_model)
 
+
+def resolve_row(row: dict[str, Any], store=None, default_model=None) -> Source:
+    """The model (and adapter) of an evaluation's source row (engine.store: kind, label, path, stage, step,
+    run_id); raises ValueError naming the source."""
+    from engine.spec import ModelSpec, spec_from_dict
+
+    kind, label = row["kind"], row["label"]
+    if row.get("run_id") is not None and kind in ("run", "checkpoint", "trained"):
+        if kind == "checkpoint" and row.get("step") is None:
+            raise ValueError(f"source {label!r}: write run:ID:STEP or run:ID:STAGE:STEP")
+        if store is None:
+            raise ValueError(f"source {label!r} needs the run store")
+        run_id = row["run_id"]
+        run = store.get_run(run_id)
         spec = spec_from_dict(run["spec"])
         arts = store.artifacts(run_id)
-        if len(parts) > 2:
-            stage = parts[2] if len(parts) > 3 else None
-            try:
-                step = int(parts[-1])
-            except ValueError:
-                raise ValueError(f"source {text!r}: write run:ID:STEP or run:ID:STAGE:STEP") from None
+        mode = spec.rewards.resolved_prompt_mode()
+        if kind == "checkpoint":
+            step, stage = row["step"], row.get("stage")
             found = sorted((a for a in arts if a["kind"] == "checkpoint" and a["meta"].get("step") == step
                             and stage in (None, a["meta"].get("stage") or a["stage"])),
                            key=lambda a: ("sft", "prefer", "grpo").index(a["stage"])
                            if a["stage"] in ("sft", "prefer", "grpo") else -1)  # the latest stage's at that step
             if not found:
-                raise ValueError(f"source {text!r}: run {run_id} has no checkpoint at step {step}")
+                raise ValueError(f"source {label!r}: run {run_id} has no checkpoint at step {step}")
             adapter = Path(found[-1]["path"])
-            return Source(text, _trained_base(spec.model, adapter), adapter, spec.rewards.resolved_prompt_mode(),
-                          role="checkpoint", stage=found[-1]["meta"].get("stage") or found[-1]["stage"], step=step,
-                          run_id=run_id)
-        else:
-            found = [a for a in arts if a["kind"] == "adapter"]
-            if not found:
-                raise ValueError(f"source {text!r}: run {run_id} has no final adapter yet ({run['status']})")
-            adapter = Path(found[-1]["path"])
-        return Source(text, _trained_base(spec.model, adapter), adapter, spec.rewards.resolved_prompt_mode(),
-                      role="trained", run_id=run_id)
+            return Source(label, _trained_base(spec.model, adapter), adapter, mode, role="checkpoint",
+                          stage=found[-1]["meta"].get("stage") or found[-1]["stage"], step=step, run_id=run_id)
+        found = [a for a in arts if a["kind"] == "adapter"]
+        if not found:
+            raise ValueError(f"source {label!r}: run {run_id} has no final adapter yet ({run['status']})")
+        adapter = Path(found[-1]["path"])
+        return Source(label, _trained_base(spec.model, adapter), adapter, mode, role="trained", run_id=run_id)
+    if kind == "base":
+        model = default_model if default_model is not None else ModelSpec(source=row.get("path") or "base")
+        return Source(label, model, role="base" if row.get("path") else "source")
+    text = row.get("path") or label
     path = Path(text).expanduser()
     if path.is_dir() and (path / "adapter_config.json").is_file():
         spec = _spec_near(path)
         if spec is None:
-            raise ValueError(f"source {text!r}: an adapter without a spec.toml beside it; Ponder cannot tell its "
+            raise ValueError(f"source {label!r}: an adapter without a spec.toml beside it; Ponder cannot tell its "
                              "base model")
-        return Source(text, _trained_base(spec.model, path), path, spec.rewards.resolved_prompt_mode())
-    model = ModelSpec(source=text) if default_model is None or text != "base" else default_model
-    return Source(text if text != "base" else "base", model)
+        role = kind if kind in ("sft", "trained", "checkpoint") else "source"
+        return Source(label, _trained_base(spec.model, path), path, spec.rewards.resolved_prompt_mode(), role=role,
+                      stage=row.get("stage"), step=row.get("step"), run_id=row.get("run_id"))
+    return Source(label, ModelSpec(source=text))
+
+
+def source_record(source: Source) -> dict[str, Any]:
+    """The store's row of a resolved source (what an evaluation scored, for the views and a later re-run)."""
+    return {"kind": source.role if source.role != "source" else "model", "label": source.label,
+            "path": str(source.adapter) if source.adapter else getattr(source.model, "source", None),
+            "stage": source.stage, "step": source.step, "run_id": source.run_id}
 
 
 def run_examples(spec, n: int | None = None) -> list[dict]:

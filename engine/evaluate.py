@@ -24,7 +24,15 @@ from pathlib import Path
 from typing import Any
 
 from engine.budget_forcing import FORCED_CLOSE, generate_budgeted  # noqa: F401 (FORCED_CLOSE: for callers)
-from engine.eval_sources import Source, _trained_base, resolve_source, run_examples, run_sources  # noqa: F401
+from engine.eval_sources import (  # noqa: F401
+    Source,
+    _trained_base,
+    resolve_row,
+    resolve_source,
+    run_examples,
+    run_sources,
+    source_record,
+)
 from engine.evalstats import pass_at_k, pass_at_k_curve, wilson_interval
 from engine.rewards.parsing import is_correct, parse_response, think_token_split
 
@@ -218,13 +226,12 @@ def run_evaluation(store, eval_id: int, placement=None, default_model=None, exam
         runs = []  # run:ID sources that cover the run's checkpoints
         if sources is None:
             sources = []
-            for text in ev["sources"]:
-                parts = text.strip().split(":")
-                if settings.checkpoints != "final" and len(parts) == 2 and parts[0] == "run" and parts[1].isdigit():
-                    sources += run_sources(store, int(parts[1]), settings.checkpoints)
-                    runs.append(int(parts[1]))
+            for row in ev["source_rows"]:
+                if settings.checkpoints != "final" and row["kind"] == "run":
+                    sources += run_sources(store, row["run_id"], settings.checkpoints)
+                    runs.append(row["run_id"])
                 else:
-                    sources.append(resolve_source(text, store, default_model))
+                    sources.append(resolve_row(row, store, default_model))
         if examples is None and runs:
             from engine.spec import spec_from_dict
 
@@ -239,7 +246,7 @@ def run_evaluation(store, eval_id: int, placement=None, default_model=None, exam
             while s.label in seen:
                 s.label, k = f"{base} ({k})", k + 1
             seen.add(s.label)
-        store.update_evaluation(eval_id, sources=[s.label for s in sources])
+        store.set_eval_sources(eval_id, [source_record(s) for s in sources])
         # the run's eval stage follows this evaluation's progress only while that stage is what runs it
         # (an evaluation of a finished run's checkpoints must not touch its stages)
         stage_runs = ev["run_id"] is not None and any(

@@ -22,9 +22,6 @@ class Alert:
     message: str
     fatal: bool = False
 
-    def event_text(self) -> str:
-        return f"[{self.code}] {self.message}"
-
 
 class HealthMonitor:
     def __init__(self, health, max_completion_length: int, beta: float = 0.0):

@@ -76,7 +76,7 @@ def spawn_worker(run_dir: Path, store: RunStore, resume: bool = False,
         if run_id is not None:
             import time
 
-            store.update_run(run_id, status="failed", error=f"could not start the worker: {exc}",
+            store.update_run(run_id, status="failed", error_message=f"could not start the worker: {exc}",
                              finished=time.time())
         raise
     if run_id is not None:

@@ -154,7 +154,8 @@ def run_worker(run_dir: Path, store: RunStore, resume: bool = False) -> int:
         detail = "".join(traceback.format_exception(exc))
         log.error("run failed: %s\n%s", message, detail)
         if main:
-            store.update_run(run_id, status="failed", error=f"{message}\n\n{detail}", finished=time.time())
+            store.update_run(run_id, status="failed", error_type=type(exc).__name__, error_message=message,
+                             error_traceback=detail, finished=time.time())
             store.log_event(run_id, "error", message, stage)
             if stage:
                 store.set_stage(run_id, stage, status="failed", finished=time.time())

@@ -42,10 +42,11 @@ class StageContext:
     def checkpoint_dir(self, stage: str) -> Path:
         return self.run_dir / "checkpoints" / stage
 
-    def event(self, level: str, message: str, stage: str | None = None, step: int | None = None) -> None:
+    def event(self, level: str, message: str, stage: str | None = None, step: int | None = None,
+              code: str | None = None) -> None:
         getattr(log, "warning" if level == "warning" else "info" if level != "error" else "error")(message)
         if is_main_process():
-            self.store.log_event(self.run_id, level, message, stage, step)
+            self.store.log_event(self.run_id, level, message, stage, step, code)
 
 
 def check_data(spec: RunSpec) -> None:
@@ -184,8 +185,8 @@ class StoreReporter(TrainerCallback):
         for alert in self.health.check(step, values):
             from engine.health import ALERT_LEVEL
 
-            self.ctx.event("error" if alert.fatal else ALERT_LEVEL, f"{self.stage}: {alert.event_text()}",
-                           self.stage, step)
+            self.ctx.event("error" if alert.fatal else ALERT_LEVEL, f"{self.stage}: {alert.message}",
+                           self.stage, step, alert.code)
             if alert.fatal:
                 self.fatal = alert.message
                 control.should_save = True  # keep the last good state, then leave the loop

@@ -7,7 +7,7 @@ to the run's metrics (stage "eval"), so the Runs page and the model card can sho
 
 from __future__ import annotations
 
-from engine.eval_sources import run_examples, run_sources
+from engine.eval_sources import run_examples, run_sources, source_record
 from engine.evaluate import EvalSettings, run_evaluation
 from engine.stages import StageContext, StageFailed, is_main_process
 
@@ -27,7 +27,7 @@ def run(ctx: StageContext) -> str:
         sources = run_sources(ctx.store, ctx.run_id, e.checkpoints, e.compare_base)
     except ValueError as exc:
         raise StageFailed(f"eval.checkpoints: {exc}") from None
-    eval_id = ctx.store.create_evaluation([s.label for s in sources], spec.data.source, len(examples),
+    eval_id = ctx.store.create_evaluation([source_record(s) for s in sources], spec.data.source, len(examples),
                                           settings.__dict__, run_id=ctx.run_id)
     per_source = len(examples) * (1 + len(set(e.budgets)))
     ctx.store.set_stage(ctx.run_id, STAGE, total_steps=len(sources) * per_source, progress=0)

@@ -32,7 +32,8 @@ if mode == "crash":
         raise ValueError("boom")
     except ValueError as exc:
         detail = "".join(traceback.format_exception(exc))
-    store.update_run(run["id"], status="failed", error=f"ValueError: boom\n\n{detail}", finished=time.time())
+    store.update_run(run["id"], status="failed", error_type="ValueError", error_message="ValueError: boom",
+                     error_traceback=detail, finished=time.time())
     sys.exit(1)
 if mode == "stubborn":
     signal.signal(signal.SIGTERM, signal.SIG_IGN)

@@ -104,8 +104,8 @@ def test_a_failed_run_shows_the_banner_with_its_traceback(window, qtbot):
     run_id = register_running(store, "doomed")
     window.controller.refresh()
     store.update_run(run_id, status="failed", finished=time.time(),
-                     error="ValueError: learning went wrong\n\nTraceback (most recent call last):\n  File x\n"
-                           "ValueError: learning went wrong")
+                     error_type="ValueError", error_message="ValueError: learning went wrong",
+                     error_traceback="Traceback (most recent call last):\n  File x\nValueError: learning went wrong")
     qtbot.waitUntil(lambda: window.banner.isVisible(), timeout=3000)
     notice = window.banner.current()
     assert "learning went wrong" in notice.message and notice.run_id == run_id
@@ -149,8 +149,8 @@ def test_health_alerts_show_above_the_charts(window, qtbot):
     run_id = register_running(store)
     add_step(store, run_id, 1)
     add_step(store, run_id, 2)
-    store.log_event(run_id, "alert", "[truncated] 80% of completions were cut off at 24 tokens. Raise "
-                                     "grpo.max_completion_length.", "grpo", 2)
+    store.log_event(run_id, "alert", "grpo: 80% of completions were cut off at 24 tokens. Raise "
+                                     "grpo.max_completion_length.", "grpo", 2, code="truncated")
     window.show_run(run_id)
     monitor = window.monitor
     qtbot.waitUntil(lambda: monitor.alerts_label.isVisible(), timeout=3000)

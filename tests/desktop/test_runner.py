@@ -68,7 +68,7 @@ def test_describe_failure_of_a_killed_worker(tmp_path):
     (tmp_path / "worker.log").write_text("loading\n" + "step\n" * 100 + "last words\n")
     (tmp_path / "worker.exit").write_text("-9")
     run = {"id": 4, "name": "big", "run_dir": str(tmp_path),
-           "error": "The worker (pid 1) exited without recording an end: it was killed or ran out of memory."}
+           "error_message": "The worker (pid 1) exited without recording an end: it was killed or ran out of memory."}
     message, details = runner.describe_failure(run)
     assert "SIGKILL" in message and "out of memory" in message
     assert details.rstrip().endswith("last words") and "loading" not in details  # only the tail

@@ -76,7 +76,7 @@ def test_two_processes_train_and_only_rank_zero_writes(store, tmp_path, monkeypa
     log = (launch.run_dir / "worker.log").read_text()
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:] + log[-5000:]
     run = store.get_run(launch.run_id)
-    assert run["status"] == "succeeded", run["error"]
+    assert run["status"] == "succeeded", run["error_message"]
 
     pids = set(re.findall(r"worker started \(pid (\d+)\)", log))
     assert len(pids) == 2, "two ranks ran"  # every rank logs; only rank 0 records the event
@@ -109,7 +109,7 @@ def test_stop_reaches_every_process_and_checkpoints(store, tmp_path, monkeypatch
     finally:
         proc.kill()
     run = store.get_run(launch.run_id)
-    assert run["status"] == "stopped", run["error"]
+    assert run["status"] == "stopped", run["error_message"]
     step = store.last_metrics(launch.run_id)["step"]
     assert step < 6
     log = (launch.run_dir / "worker.log").read_text()

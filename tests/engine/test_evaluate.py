@@ -61,6 +61,9 @@ def test_compare_two_sources_from_the_cli(store):
     assert all(g["tokens"] == g["think_tokens"] + g["answer_tokens"] for g in gens)
     assert set(ev["summary"]) == {"builtin:tiny-random", "builtin:tiny-random (2)", "deltas"}
     assert {g["source"] for g in gens} == {"builtin:tiny-random", "builtin:tiny-random (2)"}
+    assert [(r["kind"], r["label"], r["path"]) for r in ev["source_rows"]] == [  # what was scored, as rows
+        ("model", "builtin:tiny-random", "builtin:tiny-random"),
+        ("model", "builtin:tiny-random (2)", "builtin:tiny-random")]
 
 
 def test_unknown_source_fails_clearly(store):
@@ -79,6 +82,7 @@ def test_grpo_then_eval_stage(store):
     assert spawn_worker(run_dir, store).wait(timeout=300) == 0, (run_dir / "worker.log").read_text()[-3000:]
     (ev,) = store.list_evaluations(run_id)
     assert ev["sources"] == ["base", "trained"] and ev["status"] == "succeeded"
+    assert [(r["kind"], r["run_id"]) for r in ev["source_rows"]] == [("base", None), ("trained", run_id)]
     assert len(store.generations(ev["id"])) == 2 * 3
     last = store.last_metrics(run_id, "eval")["values"]
     assert {"eval/accuracy", "eval/tokens", "eval/base/accuracy", "eval/think_rate"} <= set(last)

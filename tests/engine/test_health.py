@@ -77,7 +77,7 @@ def test_monitor_flat_reward_and_nan():
 
 
 def _alerts(store, run_id):
-    return [(e["step"], e["message"]) for e in store.events_since(run_id) if e["level"] == "alert"]
+    return [(e["step"], f"[{e['code']}] {e['message']}") for e in store.events_since(run_id) if e["level"] == "alert"]
 
 
 def test_live_alert_when_completions_are_cut_off(store):

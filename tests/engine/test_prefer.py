@@ -234,7 +234,7 @@ def test_kill_while_sampling_then_resume(store):
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     run = store.get_run(run_id)
-    assert run["status"] == "failed" and "killed" in run["error"]
+    assert run["status"] == "failed" and "killed" in run["error_message"]
     kept = len(samples.read_text().splitlines())
     assert kept < 64, "sampling finished before the kill"
 
@@ -280,7 +280,7 @@ def test_kill_while_training_reads_as_failed_and_resumes(store):
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     run = store.get_run(run_id)
-    assert run["status"] == "failed" and "killed" in run["error"]
+    assert run["status"] == "failed" and "killed" in run["error_message"]
     assert store.integrity_check() == "ok"
 
     proc = spawn_worker(run_dir, store, resume=True)

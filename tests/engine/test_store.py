@@ -42,7 +42,7 @@ def test_dead_worker_reads_as_failed(store):
     proc.kill()
     proc.wait()
     run = store.get_run(run_id)
-    assert run["status"] == "failed" and "without recording an end" in run["error"]
+    assert run["status"] == "failed" and "without recording an end" in run["error_message"]
     assert store.stages(run_id)[0]["status"] == "failed"
     assert store.integrity_check() == "ok"
 

@@ -38,7 +38,7 @@ def test_a_run_with_one_training_prompt_fails_before_training(store, tmp_path):
     assert run_worker(run_dir, store) == 1
     run = store.get_run(run_id)
     assert run["status"] == "failed"
-    message = run["error"].splitlines()[0]
+    message = run["error_message"].splitlines()[0]
     for words in ("too little data", "1 train row", "6 rows", "5 in the eval split", "one GRPO step", "at least 2"):
         assert words in message, message
     assert not store.stages(run_id), "a stage started"

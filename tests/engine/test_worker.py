@@ -110,7 +110,7 @@ def test_killed_worker_reads_as_failed_and_resumes(store, tmp_path):
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     run = store.get_run(run_id)
-    assert run["status"] == "failed" and "killed" in run["error"]
+    assert run["status"] == "failed" and "killed" in run["error_message"]
     assert store.integrity_check() == "ok"
     killed_at = store.last_metrics(run_id)["step"]
 
@@ -131,7 +131,7 @@ def test_bad_model_fails_before_training_with_a_clear_error(store, tmp_path):
     assert proc.wait(timeout=120) == 1
     run = store.get_run(run_id)
     assert run["status"] == "failed"
-    assert "trust_remote_code" in run["error"].splitlines()[0]
+    assert "trust_remote_code" in run["error_message"].splitlines()[0]
     assert not store.metrics_since(run_id)
 
 

@@ -42,7 +42,7 @@ def test_disk_full_during_a_checkpoint_and_during_export(store, small_fs):
     assert proc.wait(timeout=300) == 1
     run = store.get_run(run_id)
     assert run["status"] == "failed"
-    message = first_line(run["error"])
+    message = first_line(run["error_message"])
     assert message.startswith("No space left on device while writing "), message
     assert str(ckpts / "checkpoint-2") in message, message  # names where it was writing
     assert "free disk space or choose another output folder" in message

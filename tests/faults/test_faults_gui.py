@@ -78,7 +78,7 @@ def test_gui_killed_while_its_worker_runs_then_a_new_gui_reattaches(store, qtbot
         os.kill(gui.pid, signal.SIGKILL)
         gui.wait(timeout=30)
         run = store.get_run(run_id)
-        assert run["status"] == "running", run.get("error")  # the worker, in its own session, goes on
+        assert run["status"] == "running", run.get("error_message")  # the worker, in its own session, goes on
         assert store.last_metrics(run_id)["step"] < steps
 
         # ---- a new GUI re-attaches to the running job and ends up with its whole history ----------------

@@ -46,7 +46,7 @@ def test_sigkill_mid_step_then_cli_resume_continues_from_the_last_checkpoint(sto
 
     run = store.get_run(run_id)  # the dead worker is noticed on read
     assert run["status"] == "failed"
-    assert "killed" in run["error"]
+    assert "killed" in run["error_message"]
     assert store.integrity_check() == "ok"
     assert {s["stage"]: s["status"] for s in store.stages(run_id)} == {"grpo": "failed"}
 

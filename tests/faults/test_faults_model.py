@@ -56,7 +56,7 @@ def test_broken_model_fails_before_training_naming_it(store, tmp_path, make):
     assert proc.wait(timeout=300) == 1
     run = store.get_run(run_id)
     assert run["status"] == "failed"
-    message = first_line(run["error"])
+    message = first_line(run["error_message"])
     for words in named:
         assert words in message, message
     assert "Traceback" not in message  # the traceback is the details, not the message

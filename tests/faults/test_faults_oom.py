@@ -27,7 +27,7 @@ def test_allocation_failure_is_reported_as_out_of_memory_with_the_settings_to_lo
     assert proc.wait(timeout=300) == 1, (run_dir / "worker.log").read_text()[-3000:]
     run = store.get_run(run_id)
     assert run["status"] == "failed"
-    message = first_line(run["error"])
+    message = first_line(run["error_message"])
     assert message.startswith("Out of memory: "), message
     for setting in ("grpo.batch_size", "grpo.num_generations", "grpo.max_completion_length"):
         assert setting in message, message

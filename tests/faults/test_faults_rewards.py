@@ -57,7 +57,7 @@ def test_broken_custom_reward_stops_the_run_naming_the_function(store, tmp_path,
     assert proc.wait(timeout=300) == 1
     run = store.get_run(run_id)
     assert run["status"] == "failed"
-    message = first_line(run["error"])
+    message = first_line(run["error_message"])
     assert message.startswith("RewardError: reward function "), message
     for words in named:
         assert words in message, message
