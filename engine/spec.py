@@ -212,14 +212,13 @@ class RewardSpec:
         e: list[SpecError] = []
         if self.preset not in PRESETS:
             _err(e, p, "preset", f"unknown preset {self.preset!r}; available: {', '.join(PRESETS)}.")
+        from engine.rewards.weights import custom_reward_names, weight_problems
+
         known = set(REGISTRY) | _model_components()
-        for name, weight in self.weights.items():
-            if name not in known and not (self.custom_file and name.startswith("reward_")):
-                close = difflib.get_close_matches(name, known, n=1)
-                hint = f" Did you mean {close[0]!r}?" if close else f" Known: {', '.join(sorted(known))}."
-                _err(e, p, f"weights.{name}", f"no reward component named {name!r}.{hint}")
-            elif not (isinstance(weight, int | float) and math.isfinite(weight)):
-                _err(e, p, f"weights.{name}", f"must be a finite number; got {weight!r}.")
+        for field_name, message in weight_problems(self.preset, self.weights, self.custom_file,
+                                                   custom_reward_names(self.custom_file)):
+            if field_name != "preset":  # said above
+                _err(e, p, field_name, message)
         from engine.rewards import build_component
 
         for name, constants in self.params.items():
@@ -230,9 +229,9 @@ class RewardSpec:
                     build_component(name, constants)
                 except (ValueError, TypeError) as exc:
                     _err(e, p, f"params.{name}", f"{exc}.")
-        if self.preset in PRESETS and not self.custom_file:
-            merged = PRESETS[self.preset].weights(self.weights)
-            if merged and not any(isinstance(w, int | float) and w != 0 for w in merged.values()):
+        if self.preset in PRESETS and not self.custom_file and not any(x.field.startswith(f"{p}weights.") for x in e):
+            merged = self.resolved_weights()
+            if merged and not any(merged.values()):
                 _err(e, p, "weights", "every reward component has weight 0, so every completion would score "
                                       "the same and GRPO would learn nothing; give one a non-zero weight.")
         if not (self.custom_timeout_s > 0 and math.isfinite(self.custom_timeout_s)):
@@ -252,6 +251,12 @@ class RewardSpec:
         if self.budget < 0:
             _err(e, p, "budget", f"cannot be negative; got {self.budget}.")
         return e
+
+    def resolved_weights(self) -> dict[str, float]:
+        """Component -> weight: the preset's merged with `weights` (see engine.rewards.weights)."""
+        from engine.rewards.weights import resolve_weights
+
+        return resolve_weights(self.preset, self.weights, self.custom_file)
 
     def resolved_prompt_mode(self) -> str:
         from engine.rewards.presets import PRESETS
@@ -553,7 +558,7 @@ class RunSpec:
         for stage in STAGE_ORDER:  # a stage's settings are checked only when the stage runs
             if stage in self.stages:
                 e += getattr(self, stage).problems(f"{stage}.")
-        uses_judge = self.rewards.weights.get("judge", self._preset_weight("judge"))
+        uses_judge = self._resolved_weight("judge")
         if "grpo" in self.stages and uses_judge and "judge" not in self.stages:
             _err(e, "", "stages", "the reward preset uses the judge reward model: add the judge stage before grpo, "
                                   "or set rewards.weights.judge = 0.")
@@ -578,11 +583,13 @@ class RunSpec:
         return e + [n for n in _number_problems(self, "")
                     if not any(n.field == f or n.field.startswith(f"{f}.") for f in own)]
 
-    def _preset_weight(self, name: str) -> float:
-        from engine.rewards.presets import PRESETS
+    def _resolved_weight(self, name: str) -> float:
+        from engine.rewards.weights import WeightError
 
-        preset = PRESETS.get(self.rewards.preset)
-        return preset.components.get(name, 0.0) if preset else 0.0
+        try:
+            return self.rewards.resolved_weights().get(name, 0.0)
+        except WeightError:  # reported by RewardSpec.problems
+            return 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -136,7 +136,7 @@ def test_reward_presets_weights_and_preview(page):
     short_right, wrong = editor.preview.item(0, total).text(), editor.preview.item(3, total).text()
     assert float(short_right) > float(wrong)  # a short correct answer beats a short wrong one
 
-    editor.weights["format"].setValue(0)  # weight 0 leaves a component out
+    editor.weights["format"].set_value(0)  # weight 0 leaves a component out
     editor._on_preview_timer_timeout()
     assert "format" not in _headers(editor.preview)
     page.validate()
@@ -149,7 +149,7 @@ def test_sketch_preset_warns_above_the_papers_style_weight(page):
     names = [editor.presets.item(i).data(Qt.ItemDataRole.UserRole) for i in range(editor.presets.count())]
     editor.presets.setCurrentRow(names.index("sketch"))
     assert editor.warnings.text() == ""
-    editor.weights["judge"].setValue(0.4)
+    editor.weights["judge"].set_value(0.4)
     assert "reward hacking" in editor.warnings.text()
     editor._on_preview_timer_timeout()
     judge_col = _headers(editor.preview).index("judge")
