@@ -33,10 +33,11 @@ def custom_reward_names(custom_file: str | None) -> list[str]:
 
     The builder imports the file (and honours `__all__`); this is what the GUI and the model
     card can know without executing user code. A missing or broken file gives none."""
-    if not custom_file:
+    path = Path(custom_file).expanduser() if custom_file else None
+    if path is None or not path.is_file():  # a pipe or device would block the read: the spec check names it
         return []
     try:
-        tree = ast.parse(Path(custom_file).expanduser().read_text(encoding="utf-8"))
+        tree = ast.parse(path.read_text(encoding="utf-8"))
     except (OSError, SyntaxError, ValueError):
         return []
     return [n.name for n in tree.body if isinstance(n, ast.FunctionDef) and n.name.startswith("reward_")]
