@@ -229,7 +229,8 @@ class RewardSpec:
                     build_component(name, constants)
                 except (ValueError, TypeError) as exc:
                     _err(e, p, f"params.{name}", f"{exc}.")
-        if self.preset in PRESETS and not self.custom_file and not any(x.field.startswith(f"{p}weights.") for x in e):
+        weights_ok = not any(x.field.startswith(f"{p}weights.") for x in e)
+        if self.preset in PRESETS and not self.custom_file and weights_ok:
             merged = self.resolved_weights()
             if merged and not any(merged.values()):
                 _err(e, p, "weights", "every reward component has weight 0, so every completion would score "

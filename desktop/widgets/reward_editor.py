@@ -33,7 +33,7 @@ from desktop.widgets.forms import ComboBox, DoubleSpinBox, Field, SciEdit, SpinB
 from engine.prompts import PREFIXES
 from engine.rewards import COMPONENT_PARAMS, MODEL_COMPONENTS, REGISTRY, build_component
 from engine.rewards.presets import PRESETS, formula
-from engine.rewards.weights import weighted_total
+from engine.rewards.weights import WeightError, resolve_weights, weighted_total
 
 QUESTION, ANSWER = "What is 17 + 25?", "42"
 SAMPLES = (  # (label, completion after the prompt's "<think>\n")
@@ -213,7 +213,11 @@ class RewardEditor(QGroupBox):
         item = QTableWidgetItem(name)
         item.setData(Qt.ItemDataRole.UserRole, name)
         self.components.setItem(row, 0, item)
-        edit = SciEdit(weight)  # as typed: no range, no rounding; the spec check says what is invalid
+        edit = SciEdit()  # as typed: no range, no rounding; the spec check says what is invalid
+        if isinstance(weight, int | float):
+            edit.set_value(weight)
+        else:  # a loaded spec's non-number, kept for the spec check to name
+            edit.setText(str(weight))
         edit.setToolTip("weight of this component in the total reward; 0 leaves it out")
         edit.sig_value_changed.connect(self._on_any_changed)
         self.components.setCellWidget(row, 1, edit)
@@ -335,7 +339,12 @@ class RewardEditor(QGroupBox):
                     self.presets.setCurrentRow(row)
             preset = PRESETS.get(name)
             self.param_values = {k: dict(v) for k, v in (rewards.get("params") or {}).items()}
-            self._set_components({**(preset.components if preset else {}), **(rewards.get("weights") or {})})
+            overrides = rewards.get("weights") or {}
+            try:  # the custom file's own functions are not rows here: the run adds them at weight 1
+                weights = resolve_weights(name, overrides, str(rewards.get("custom_file", "")), custom_names=())
+            except WeightError:  # shown as loaded; the spec check names what is wrong
+                weights = {**(preset.components if preset else {}), **overrides}
+            self._set_components(weights)
             mode = self.prompt_mode.findData(rewards.get("prompt_mode", ""))
             self.prompt_mode.setCurrentIndex(max(0, mode))
             self.budget.setValue(int(rewards.get("budget", 0)))

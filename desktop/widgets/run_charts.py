@@ -41,7 +41,8 @@ def run_reward_weights(spec: dict[str, Any] | None) -> dict[str, float]:
     """Component -> weight of a run's spec (as stored in the run row); empty if it does not resolve."""
     r = (spec or {}).get("rewards") or {}
     try:
-        return resolve_weights(str(r.get("preset", "r1-zero")), r.get("weights") or {}, r.get("custom_file") or "")
+        return resolve_weights(str(r.get("preset", "r1-zero")), r.get("weights") or {},
+                               r.get("custom_file") or "")
     except (WeightError, TypeError, AttributeError):
         return {}
 

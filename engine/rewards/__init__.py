@@ -10,7 +10,6 @@ correctness check), so the GUI may import it for `PRESETS`, `COMPONENT_PARAMS` a
 from __future__ import annotations
 
 import inspect
-import math
 from collections.abc import Callable
 
 from engine.rewards.adaptive import AdaptThink, ShorterBetter, Thinkless, ThinkMode
@@ -154,6 +153,7 @@ def build_rewards(preset: str, weights: dict[str, float] | None = None,
 
 __all__ = [
     "COMPONENT_PARAMS", "MODEL_COMPONENTS", "PRESETS", "REGISTRY", "CustomRewardError", "Preset",
-    "RewardError", "RewardFunc", "build_component", "build_reward_funcs", "build_rewards", "checked", "formula",
+    "RewardError", "RewardFunc", "build_component", "build_reward_funcs", "build_rewards", "checked",
+    "formula",
     "WeightError", "load_custom_rewards", "resolve_weights", "weighted_total",
 ]

@@ -45,7 +45,8 @@ def build_rewards(ctx: StageContext, extra: dict | None = None):
 
     r, g = ctx.spec.rewards, ctx.spec.grpo
     return build(r.preset, weights=r.weights, params=r.params, custom_file=r.custom_file or None,
-                 max_completion_length=g.max_completion_length, extra=extra, custom_timeout_s=r.custom_timeout_s)
+                 max_completion_length=g.max_completion_length, extra=extra,
+                 custom_timeout_s=r.custom_timeout_s)
 
 
 def run(ctx: StageContext) -> str:
@@ -94,7 +95,8 @@ def run(ctx: StageContext) -> str:
         per_device_train_batch_size=g.batch_size, num_generations=g.num_generations,
         gradient_accumulation_steps=g.gradient_accumulation_steps,
         max_completion_length=g.max_completion_length, temperature=g.temperature, top_p=g.top_p,
-        beta=g.beta, loss_type=g.loss_type, scale_rewards=g.scale_rewards, reward_weights=[weights[n] for n in rewards],
+        beta=g.beta, loss_type=g.loss_type, scale_rewards=g.scale_rewards,
+        reward_weights=[weights[n] for n in rewards],
         save_strategy="steps", save_steps=g.save_steps, activation_checkpointing=g.gradient_checkpointing,
         log_completions=False, shuffle_dataset=True, remove_unused_columns=False,
         use_vllm=g.use_vllm, vllm_mode=g.vllm_mode, vllm_gpu_memory_utilization=g.vllm_gpu_memory_utilization,

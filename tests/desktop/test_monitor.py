@@ -297,8 +297,8 @@ def test_reward_chart_plots_weighted_contributions_that_add_up_to_the_total(wind
                                            "grpo": {"max_steps": 10, "batch_size": 8, "num_generations": 4}})
     means = [(0.5, 0.8), (0.25, 1.0), (1.0, 0.0)]  # (accuracy, format) per step
     for step, (acc, fmt) in enumerate(means, start=1):
-        store.add_metrics(run_id, "grpo", step, {"reward": acc * 1.0 + fmt * 0.25, "rewards/accuracy/mean": acc,
-                                                 "rewards/format/mean": fmt})
+        store.add_metrics(run_id, "grpo", step, {"reward": acc * 1.0 + fmt * 0.25,
+                                                 "rewards/accuracy/mean": acc, "rewards/format/mean": fmt})
     window.controller.refresh()
     window.show_run(run_id)
     reward = monitor.charts["reward"]

@@ -20,7 +20,8 @@ def test_preset_only_gives_the_presets_weights_in_order():
 
 
 def test_overrides_change_weights_keep_zeros_and_add_components_at_the_end():
-    resolved = RewardSpec(preset="r1-zero", weights={"format": 0, "accuracy": 2, "overlong": 0.125}).resolved_weights()
+    spec = RewardSpec(preset="r1-zero", weights={"format": 0, "accuracy": 2, "overlong": 0.125})
+    resolved = spec.resolved_weights()
     assert list(resolved.items()) == [("accuracy", 2.0), ("format", 0.0), ("overlong", 0.125)]
     assert all(type(w) is float for w in resolved.values())
 
