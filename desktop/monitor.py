@@ -17,7 +17,6 @@ from typing import Any
 from PySide6.QtCore import Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import QDesktopServices, QFont
 from PySide6.QtWidgets import (
-    QGridLayout,
     QHBoxLayout,
     QLabel,
     QPlainTextEdit,
@@ -25,13 +24,13 @@ from PySide6.QtWidgets import (
     QSplitter,
     QTabWidget,
     QVBoxLayout,
-    QWidget,
 )
 
 from desktop import theme
 from desktop.runner import RunController, describe_failure
 from desktop.widgets.forms import ComboBox
-from desktop.widgets.plots import LivePlot, StackedPlot
+from desktop.widgets.plots import LivePlot
+from desktop.widgets.run_charts import RunCharts, run_reward_weights
 from desktop.widgets.timeline import StageTimeline, fmt_duration
 from desktop.widgets.trace_view import TraceView
 from desktop.widgets.page import Page
@@ -39,25 +38,7 @@ from engine.evalstats import source_title
 from engine.health import ALERT_LEVEL
 from engine.store import ACTIVE
 
-# chart key -> (title, {metric name: series label}, options); "rewards/<name>/mean" is routed by prefix
-CHARTS: dict[str, tuple[str, dict[str, str], dict[str, Any]]] = {
-    "reward": ("Reward (total and per component)", {"reward": "total"}, {"legend": True}),
-    "accuracy": ("Accuracy (all and by difficulty)", {"accuracy": "all"}, {"y_range": (0, 1), "legend": True}),
-    "tokens": ("Tokens: thinking + answer", {}, {}),
-    "think_rate": ("Think rate (all and by difficulty)", {"think_rate": "all"},
-                   {"y_range": (0, 1), "legend": True}),
-    "kl": ("KL to the reference", {"kl": "KL"}, {"empty_note": "not logged: KL weight (beta) is 0"}),
-    "loss": ("Loss", {"loss": "loss"}, {}),
-    "learning_rate": ("Learning rate", {"learning_rate": "lr"}, {}),
-    "tokens_per_s": ("Throughput (tokens/s)", {"tokens_per_s": "tokens/s"}, {}),
-    # the prefer stage's DPO: implicit reward of chosen minus rejected, and how often chosen is ahead
-    "dpo_margin": ("DPO reward margin (chosen - rejected)", {"rewards/margins": "margin"},
-                   {"empty_note": "logged by the prefer stage"}),
-    "dpo_accuracy": ("DPO reward accuracy (chosen ahead)", {"rewards/accuracies": "accuracy"},
-                     {"y_range": (0, 1), "empty_note": "logged by the prefer stage"}),
-}
 PAIR_METRICS = "prefer/"  # the prefer stage's step-0 counts: pairs by level and difficulty, sampled accuracy
-BY_LEVEL = ("accuracy/d", "think_rate/d")  # per difficulty level: thin curves beside the overall one
 POLL_MS, REDRAW_MS = 250, 500  # each chart redraws at most every REDRAW_MS
 CHARTS_PER_CYCLE = 8
 METRICS_PER_POLL, TRACES_PER_POLL = 2000, 200  # bounded work per tick; the rest comes on the next
@@ -90,7 +71,6 @@ class MonitorPage(Page):
         self.poll_timer.start()
         self.redraw_timer = QTimer(self)
         self.redraw_timer.setInterval(REDRAW_MS // CHARTS_PER_CYCLE)  # one chart a tick, see below
-        self._next_chart = 0
         self.redraw_timer.timeout.connect(self._on_redraw_timer_timeout)
         self.redraw_timer.start()
 
@@ -142,20 +122,8 @@ class MonitorPage(Page):
         self.status_label.setWordWrap(True)
         self.timeline = StageTimeline()
 
-        self.charts: dict[str, LivePlot] = {}
-        grid_widget = QWidget()
-        grid = QGridLayout(grid_widget)
-        grid.setContentsMargins(0, 0, 0, 0)
-        grid.setSpacing(8)
-        for i, (key, (chart_title, series, options)) in enumerate(CHARTS.items()):
-            if key == "tokens":
-                plot = StackedPlot(chart_title, ("tokens/think", "thinking"), ("tokens/answer", "answer"))
-            else:
-                plot = LivePlot(chart_title, **options)
-                for name, label in series.items():
-                    plot.add_series(name, label, width=2.5 if name == "reward" else 2.0)
-            self.charts[key] = plot
-            grid.addWidget(plot, i // 4, i % 4)
+        self.run_charts = RunCharts()
+        self.charts: dict[str, LivePlot] = self.run_charts.charts
         self.traces = TraceView()
         self.log = QPlainTextEdit()
         self.log.setReadOnly(True)
@@ -165,7 +133,7 @@ class MonitorPage(Page):
         self.tabs.addTab(self.traces, "Completions")
         self.tabs.addTab(self.log, "Log")
         splitter = QSplitter(Qt.Orientation.Vertical)
-        splitter.addWidget(grid_widget)
+        splitter.addWidget(self.run_charts)
         splitter.addWidget(self.tabs)
         splitter.setSizes([460, 320])
         splitter.setChildrenCollapsible(False)
@@ -209,10 +177,11 @@ class MonitorPage(Page):
         self._after = {"metrics": 0, "traces": 0, "events": 0}
         self._offsets, self._max_x = {}, 0.0
         self._step_times: dict[str, deque[float]] = {}
-        for key, plot in self.charts.items():
-            plot.clear_data()
-            for name, label in CHARTS[key][1].items():
-                plot.add_series(name, label, width=2.5 if name == "reward" else 2.0)
+        try:
+            spec = self.store.get_run(run_id).get("spec") if run_id is not None else None
+        except KeyError:  # deleted meanwhile
+            spec = None
+        self.run_charts.reset(run_reward_weights(spec))  # weights resolved once per run
         self.traces.clear()
         self.log.clear()
         self.alerts = []
@@ -266,18 +235,15 @@ class MonitorPage(Page):
         if events or run["status"] != old_status:  # the eval stage logs its result as an event
             self._update_result()
         if run["status"] != old_status:
-            note = "waiting for the first step" if run["status"] in ACTIVE else "no steps recorded"
-            for key, plot in self.charts.items():
-                if key != "kl":
-                    plot.set_empty_note(note)
+            self.run_charts.set_empty_note("waiting for the first step" if run["status"] in ACTIVE
+                                           else "no steps recorded")
 
     def _add_metric(self, row: dict[str, Any]) -> None:
         stage, name, value = row["stage"], row["name"], row["value"]
         if stage not in self._offsets:
             self._offsets[stage] = self._max_x
             if self._max_x > 0:
-                for plot in self.charts.values():
-                    plot.add_boundary(self._max_x, stage)
+                self.run_charts.add_boundary(self._max_x, stage)
         x = self._offsets[stage] + row["step"]
         self._max_x = max(self._max_x, x)
         if name == "step_time":  # the ETA follows the recent pace (a resumed stage's start says nothing)
@@ -285,23 +251,8 @@ class MonitorPage(Page):
         if name.startswith(PAIR_METRICS):
             self._pair_counts[name[len(PAIR_METRICS):]] = value
             self._show_pairs()
-        elif name.startswith("rewards/") and name.endswith("/mean"):
-            component = name[len("rewards/"):-len("/mean")]
-            self.charts["reward"].add_series(name, component, width=1.5)
-            self.charts["reward"].append(name, x, value)
-        elif name in ("tokens/think", "tokens/answer"):
-            self.charts["tokens"].append(name, x, value)
-        elif name.startswith(BY_LEVEL) and name.rsplit("/d", 1)[-1].isdigit():  # accuracy/d3, think_rate/d1
-            key, level = name.rsplit("/d", 1)
-            plot = self.charts[key]
-            if name not in plot.series:  # levels arrive in any order; the legend lists them easy to hard
-                plot.add_series(name, f"level {level}", width=1.2, color=theme.level_color(int(level)))
-                plot.sort_legend(key=lambda n: int(n.rsplit("/d", 1)[1]) if "/d" in n else 0)
-            plot.append(name, x, value)
         else:
-            for key, (_, series, _) in CHARTS.items():
-                if name in series:
-                    self.charts[key].append(name, x, value)
+            self.run_charts.add(name, x, value)
 
     def _show_pairs(self) -> None:
         """One line of the prefer stage's pairs: by level of AdaR1's rule, by difficulty, and what was sampled."""
@@ -345,22 +296,9 @@ class MonitorPage(Page):
     def _on_redraw_timer_timeout(self, force: bool = False) -> None:
         """Redraw the charts that have new points: all at once when forced, else the next one in turn.
 
-        One chart a tick keeps each window repaint to one chart's paint (a few ms): eight charts
-        repainted together stall the GUI thread for ~50 ms on a 2-core machine (bench/gui_latency.py).
-        The timer ticks eight times per REDRAW_MS, so each chart still redraws every REDRAW_MS."""
-        if not (self.isVisible() or force):
-            return
-        plots = list(self.charts.values())
-        if force:
-            for plot in plots:
-                plot.redraw(True)
-            return
-        for _ in range(len(plots)):
-            plot = plots[self._next_chart % len(plots)]
-            self._next_chart += 1
-            if plot.dirty:
-                plot.redraw()
-                return
+        The timer ticks CHARTS_PER_CYCLE times per REDRAW_MS, so each chart still redraws every REDRAW_MS."""
+        if self.isVisible() or force:
+            self.run_charts.redraw(force)
 
     def _update_result(self) -> None:
         """Base / after SFT / trained (and the best checkpoint) with dAcc% and dTok%, from the run's evaluation."""

@@ -40,7 +40,7 @@ def check(spec: RunSpec | dict[str, Any], *, generate_if_no_traces: bool = True)
     out: list[Finding] = []
     from engine.rewards.presets import PRESETS
 
-    for warning in PRESETS[spec.rewards.preset].warnings(spec.rewards.weights):
+    for warning in PRESETS[spec.rewards.preset].warnings(spec.rewards.resolved_weights()):
         out.append(Finding("warning", "rewards.weights", warning))
     try:
         info = _model_info(spec)
@@ -212,7 +212,7 @@ def _memory(spec: RunSpec, info: dict[str, Any]) -> list[Finding]:
 def _rewards_on_references(spec: RunSpec, info: dict[str, Any], generate: bool) -> list[Finding]:
     from engine.data import load_examples
     from engine.prompts import PREFIXES, prompt_rows
-    from engine.rewards import MODEL_COMPONENTS, build_reward_funcs
+    from engine.rewards import MODEL_COMPONENTS, build_rewards
 
     if "grpo" not in spec.stages:
         return []
@@ -240,20 +240,18 @@ def _rewards_on_references(spec: RunSpec, info: dict[str, Any], generate: bool) 
         source = "base-model generations"
     else:
         return [Finding("info", "rewards.preset", "the data has no reference traces; rewards not pre-scored.")]
-    weights = {k: 0.0 for k in MODEL_COMPONENTS}  # these need trained models; they are checked when they load
-    weights.update({k: v for k, v in spec.rewards.weights.items() if k not in MODEL_COMPONENTS})
-    try:
-        funcs, _ = build_reward_funcs(spec.rewards.preset, weights=weights, params=spec.rewards.params,
-                                      custom_file=spec.rewards.custom_file or None,
-                                      max_completion_length=spec.grpo.max_completion_length,
-                                      custom_timeout_s=spec.rewards.custom_timeout_s)
+    try:  # model components need trained models; they are checked when they load
+        weights = {k: 0.0 if k in MODEL_COMPONENTS else w for k, w in spec.rewards.resolved_weights().items()}
+        funcs, _ = build_rewards(spec.rewards.preset, weights=weights, params=spec.rewards.params,
+                                 custom_file=spec.rewards.custom_file or None,
+                                 max_completion_length=spec.grpo.max_completion_length,
+                                 custom_timeout_s=spec.rewards.custom_timeout_s)
     except ValueError as exc:
-        return [Finding("error", "rewards.preset", str(exc))]
+        return [Finding("error", f"rewards.{getattr(exc, 'field', 'preset')}", str(exc))]
     ids = [tok(c, add_special_tokens=False)["input_ids"] for c in completions]
     kwargs = {k: v for k, v in cols.items() if k != "prompt"}
     out = []
-    for func in funcs:
-        name = getattr(func, "__name__", type(func).__name__)
+    for name, func in funcs.items():
         try:
             values = func(prompts=cols["prompt"], completions=completions, completion_ids=ids, trainer_state=None,
                           log_metric=lambda *a, **k: None, log_extra=lambda *a, **k: None, **kwargs)

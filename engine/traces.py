@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from engine.rewards.parsing import completion_text, is_correct, parse_response, think_token_split
+from engine.rewards.weights import weighted_total
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +34,8 @@ class TraceRecorder:
         self._batches: dict[int, dict[str, Any]] = {}
         self._values: dict[int, dict[str, list]] = defaultdict(dict)
 
-    def wrap(self, func: Callable) -> Callable:
-        name = getattr(func, "__name__", type(func).__name__)
+    def wrap(self, name: str, func: Callable) -> Callable:
+        """`func`, keeping its values under `name` (its weight's key, and TRL's metric name)."""
 
         @functools.wraps(func)
         def recorded(prompts, completions, **kwargs):
@@ -92,6 +93,7 @@ class TraceRecorder:
         rows = []
         n = len(batch["completions"])
         col = lambda key, default: batch.get(key) or [default] * n  # noqa: E731
+        totals = weighted_total(values, self.weights)  # TRL's rule: skipped = None/NaN, all skipped = NaN
         for i, completion in enumerate(batch["completions"]):
             prefix, answer = col("prefix", "")[i], col("answer", "")[i]
             parsed = parse_response(completion, prefix)
@@ -101,12 +103,11 @@ class TraceRecorder:
             correct = is_correct(parsed.answer, str(answer))
             per = {name: (None if v[i] is None or (isinstance(v[i], float) and math.isnan(v[i])) else float(v[i]))
                    for name, v in values.items()}
-            total = sum(self.weights.get(name, 1.0) * v for name, v in per.items() if v is not None)
             rows.append({
                 "run_id": self.run_id, "stage": self.stage, "step": step,
                 "prompt_id": str(col("prompt_id", "")[i]), "prompt": col("question", "")[i],
                 "completion": completion, "tokens": length, "think_tokens": think, "answer_tokens": ans,
                 "mode": parsed.mode, "correct": int(correct),
-                "reward": total, "rewards": per, "difficulty": int(col("difficulty", 0)[i] or 0),
+                "reward": totals[i], "rewards": per, "difficulty": int(col("difficulty", 0)[i] or 0),
             })
         return rows

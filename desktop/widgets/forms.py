@@ -143,7 +143,8 @@ class SciEdit(QLineEdit):
             return math.nan
 
     def set_value(self, value: float) -> None:
-        self.setText(f"{value:g}")
+        short = f"{value:g}"
+        self.setText(short if float(short) == value else repr(float(value)))  # never rounds a value away
 
     def _on_self_text_changed(self, _text: str) -> None:
         self.sig_value_changed.emit(self.value())

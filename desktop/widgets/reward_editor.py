@@ -9,6 +9,7 @@ user sees what each weight does before a run starts. Token lengths there are est
 from __future__ import annotations
 
 import html
+import math
 from functools import partial
 from typing import Any
 
@@ -28,10 +29,11 @@ from PySide6.QtWidgets import (
 )
 
 from desktop import theme
-from desktop.widgets.forms import ComboBox, DoubleSpinBox, Field, SpinBox, form_layout, label
+from desktop.widgets.forms import ComboBox, DoubleSpinBox, Field, SciEdit, SpinBox, form_layout, label
 from engine.prompts import PREFIXES
 from engine.rewards import COMPONENT_PARAMS, MODEL_COMPONENTS, REGISTRY, build_component
 from engine.rewards.presets import PRESETS, formula
+from engine.rewards.weights import WeightError, resolve_weights, weighted_total
 
 QUESTION, ANSWER = "What is 17 + 25?", "42"
 SAMPLES = (  # (label, completion after the prompt's "<think>\n")
@@ -52,7 +54,10 @@ PROMPT_MODE_LABELS = {"": "the preset's own", "think": "think: the prompt opens 
 
 def score_samples(weights: dict[str, float], params: dict[str, dict[str, float]], mode: str, max_len: int,
                   budget: int = 0) -> tuple[list[str], list[list[float | None]], dict[str, str]]:
-    """Each component's score of each sample: (components, rows of scores then the total, problems)."""
+    """Each component's score of each sample: (components, rows of scores then the total, problems).
+
+    The total follows TRL's rule (engine.rewards.weights.weighted_total): a component that skipped a
+    sample (None) adds nothing, and a sample no component scored totals NaN, shown as a dash."""
     prefix = PREFIXES.get(mode, "")
     completions = [text for _, text in SAMPLES]
     n = len(completions)
@@ -72,11 +77,8 @@ def score_samples(weights: dict[str, float], params: dict[str, dict[str, float]]
             columns[name] = [None if v is None else float(v) for v in values]
         except Exception as exc:  # noqa: BLE001 - shown in the preview, never raised into Qt
             problems[name] = f"{type(exc).__name__}: {exc}"
-    rows = []
-    for i in range(n):
-        row = [columns[name][i] if name in columns else None for name in names]
-        total = sum(weights[name] * v for name, v in zip(names, row, strict=True) if v is not None)
-        rows.append([*row, total])
+    totals = weighted_total(columns, weights) if columns else [math.nan] * n  # NaN: nothing scored it
+    rows = [[*(columns[name][i] if name in columns else None for name in names), totals[i]] for i in range(n)]
     return names, rows, problems
 
 
@@ -139,7 +141,7 @@ class RewardEditor(QGroupBox):
         self.preview.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
         self.preview.setFixedHeight(28 + 23 * len(SAMPLES))
 
-        self.weights: dict[str, DoubleSpinBox] = {}
+        self.weights: dict[str, SciEdit] = {}
         self.param_values: dict[str, dict[str, float]] = {}  # component -> constant -> value (changed ones)
         self.fields: dict[str, Field] = {
             "rewards.preset": Field(self.presets),
@@ -211,10 +213,14 @@ class RewardEditor(QGroupBox):
         item = QTableWidgetItem(name)
         item.setData(Qt.ItemDataRole.UserRole, name)
         self.components.setItem(row, 0, item)
-        spin = DoubleSpinBox(-100, 100, weight, 0.1, 2)
-        spin.setToolTip("weight of this component in the total reward; 0 leaves it out")
-        spin.valueChanged.connect(self._on_any_changed)
-        self.components.setCellWidget(row, 1, spin)
+        edit = SciEdit()  # as typed: no range, no rounding; the spec check says what is invalid
+        if isinstance(weight, int | float):
+            edit.set_value(weight)
+        else:  # a loaded spec's non-number, kept for the spec check to name
+            edit.setText(str(weight))
+        edit.setToolTip("weight of this component in the total reward; 0 leaves it out")
+        edit.sig_value_changed.connect(self._on_any_changed)
+        self.components.setCellWidget(row, 1, edit)
         try:
             text = formula(name)
         except ValueError:
@@ -222,7 +228,7 @@ class RewardEditor(QGroupBox):
         formula_item = QTableWidgetItem(text)
         formula_item.setToolTip(text)
         self.components.setItem(row, 2, formula_item)
-        self.weights[name] = spin
+        self.weights[name] = edit
 
     def _on_add_combo_activated(self, index: int) -> None:
         name = self.add_combo.itemData(index)
@@ -273,7 +279,8 @@ class RewardEditor(QGroupBox):
             self.sig_changed.emit()
 
     def weight_values(self) -> dict[str, float]:
-        return {name: round(spin.value(), 4) for name, spin in self.weights.items()}
+        """Component -> weight as typed (NaN where the text is not a number: the spec check names it)."""
+        return {name: edit.value() for name, edit in self.weights.items()}
 
     def resolved_prompt_mode(self) -> str:
         mode = self.prompt_mode.currentData() or ""
@@ -295,7 +302,8 @@ class RewardEditor(QGroupBox):
         for r, row in enumerate(rows):
             for c, value in enumerate(row):
                 name = headers[c]
-                item = QTableWidgetItem("—" if value is None else f"{value:+.3g}")
+                shown = value is not None and not math.isnan(value)
+                item = QTableWidgetItem(f"{value:+.3g}" if shown else "—")
                 item.setTextAlignment(Qt.AlignmentFlag.AlignCenter)
                 if name in problems:
                     item.setToolTip(problems[name])
@@ -303,7 +311,8 @@ class RewardEditor(QGroupBox):
                     font = item.font()
                     font.setBold(True)
                     item.setFont(font)
-                    item.setForeground(QColor(t.success if value > 0 else t.error if value < 0 else t.muted))
+                    item.setForeground(QColor(t.success if shown and value > 0 else
+                                              t.error if shown and value < 0 else t.muted))
                 self.preview.setItem(r, c, item)
         for r, (_, text) in enumerate(SAMPLES):
             header = self.preview.verticalHeaderItem(r)
@@ -330,7 +339,12 @@ class RewardEditor(QGroupBox):
                     self.presets.setCurrentRow(row)
             preset = PRESETS.get(name)
             self.param_values = {k: dict(v) for k, v in (rewards.get("params") or {}).items()}
-            self._set_components({**(preset.components if preset else {}), **(rewards.get("weights") or {})})
+            overrides = rewards.get("weights") or {}
+            try:  # the custom file's own functions are not rows here: the run adds them at weight 1
+                weights = resolve_weights(name, overrides, str(rewards.get("custom_file", "")), custom_names=())
+            except WeightError:  # shown as loaded; the spec check names what is wrong
+                weights = {**(preset.components if preset else {}), **overrides}
+            self._set_components(weights)
             mode = self.prompt_mode.findData(rewards.get("prompt_mode", ""))
             self.prompt_mode.setCurrentIndex(max(0, mode))
             self.budget.setValue(int(rewards.get("budget", 0)))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 import json
 import time
 from pathlib import Path
@@ -94,23 +93,12 @@ def _training_section(store, run: dict, spec, picked: Picked) -> list[str]:
     return lines
 
 
-def _custom_reward_names(custom_file: str) -> list[str]:
-    """The reward_* functions of a custom reward file, read without running it."""
-    try:
-        tree = ast.parse(Path(custom_file).expanduser().read_text(encoding="utf-8"))
-    except (OSError, SyntaxError):
-        return []
-    return [n.name for n in tree.body if isinstance(n, ast.FunctionDef) and n.name.startswith("reward_")]
-
-
 def _rewards_section(spec) -> list[str]:
     from engine.rewards.presets import PRESETS, formula
 
     r = spec.rewards
     preset = PRESETS.get(r.preset)
-    weights = preset.weights(r.weights) if preset else dict(r.weights)
-    for name in _custom_reward_names(r.custom_file) if r.custom_file else []:
-        weights.setdefault(name, 1.0)  # build_reward_funcs' default for custom functions
+    weights = r.resolved_weights()  # a card is written for a spec that ran, so it resolves
     about = f": {preset.description}" if preset else "."
     if preset and preset.reproduces:
         about += f" ({preset.reproduces})"

@@ -10,13 +10,13 @@ correctness check), so the GUI may import it for `PRESETS`, `COMPONENT_PARAMS` a
 from __future__ import annotations
 
 import inspect
-import math
 from collections.abc import Callable
 
 from engine.rewards.adaptive import AdaptThink, ShorterBetter, Thinkless, ThinkMode
 from engine.rewards.components import Budget, Cosine, Overlong, accuracy, format_reward, group_length
 from engine.rewards.custom import CustomRewardError, RewardError, checked, load_custom_rewards
 from engine.rewards.presets import PRESETS, Preset, formula
+from engine.rewards.weights import WeightError, resolve_weights, weighted_total
 
 RewardFunc = Callable[..., list]
 
@@ -87,7 +87,21 @@ def build_reward_funcs(preset: str, weights: dict[str, float] | None = None,
                        custom_file: str | None = None, max_completion_length: int = 256,
                        extra: dict[str, Callable] | None = None,
                        custom_timeout_s: float = 30) -> tuple[list[Callable], list[float]]:
-    """The reward functions and their weights, in order, for GRPOTrainer.
+    """The reward functions and their weights, in order, as GRPOTrainer takes them (see build_rewards)."""
+    funcs, weights = build_rewards(preset, weights, params, custom_file, max_completion_length, extra,
+                                   custom_timeout_s)
+    return list(funcs.values()), [weights[name] for name in funcs]
+
+
+def build_rewards(preset: str, weights: dict[str, float] | None = None,
+                  params: dict[str, dict[str, float]] | None = None,
+                  custom_file: str | None = None, max_completion_length: int = 256,
+                  extra: dict[str, Callable] | None = None,
+                  custom_timeout_s: float = 30) -> tuple[dict[str, Callable], dict[str, float]]:
+    """The reward functions by name, in build order, and their resolved weights by the same names.
+
+    Only components with a non-zero weight are built; both dicts have the same keys. The names
+    are the metric names (`rewards/<name>/mean`): give them to the functions' wrappers.
 
     weights: override the preset's weights by name (and add components to it); a weight
         of 0 drops the component. Names of the custom file's functions are accepted too
@@ -111,53 +125,35 @@ def build_reward_funcs(preset: str, weights: dict[str, float] | None = None,
     custom = [checked(f, custom_timeout_s) for f in load_custom_rewards(custom_file)] if custom_file else []
     if preset == "custom" and not custom:
         raise ValueError("the 'custom' reward preset needs a custom_file of reward_* functions")
-    custom_names = {f.__name__ for f in custom}
 
-    merged = PRESETS[preset].weights(weights)
-    funcs: list[Callable] = []
-    out_weights: list[float] = []
-    for name, weight in merged.items():
-        weight = _check_weight(name, weight)
-        if name in custom_names:
-            continue  # placed with the custom functions below
-        if name in MODEL_COMPONENTS or (name in extra and name not in REGISTRY):
-            if weight == 0:
-                continue
+    by_name = {f.__name__: f for f in custom}
+    funcs: dict[str, Callable] = {}
+    out_weights: dict[str, float] = {}
+    for name, weight in resolve_weights(preset, weights, custom_file or "", list(by_name)).items():
+        if weight == 0:
+            continue
+        if name in by_name:
+            func = by_name[name]
+        elif name in MODEL_COMPONENTS or (name in extra and name not in REGISTRY):
             if name not in extra:
                 raise ValueError(f"reward component {name!r} needs a model; it is provided by "
                                  f"{_PROVIDED_BY.get(name, 'the stage that owns the model')}")
             func = extra[name]
         elif name in REGISTRY:
-            if weight == 0:
-                continue
             func = build_component(name, params.get(name), max_completion_length)
-        else:
-            valid = ", ".join([*REGISTRY, *MODEL_COMPONENTS, *sorted(custom_names)])
-            raise ValueError(f"unknown reward component {name!r}; valid: {valid}")
-        funcs.append(func)
-        out_weights.append(weight)
-    for func in custom:
-        weight = _check_weight(func.__name__, merged.get(func.__name__, 1.0))
-        if weight != 0:
-            funcs.append(func)
-            out_weights.append(weight)
+        else:  # a reward_* weight for a function the custom file does not define
+            valid = ", ".join([*REGISTRY, *MODEL_COMPONENTS, *by_name])
+            raise WeightError(f"weights.{name}", f"no reward component named {name!r}; valid: {valid}.")
+        funcs[name] = func
+        out_weights[name] = weight
     if not funcs:
         raise ValueError(f"reward preset {preset!r} has no component with a non-zero weight")
     return funcs, out_weights
 
 
-def _check_weight(name: str, weight: float) -> float:
-    try:
-        weight = float(weight)
-    except (TypeError, ValueError):
-        raise ValueError(f"weight of reward component {name!r} must be a number; got {weight!r}") from None
-    if not math.isfinite(weight):
-        raise ValueError(f"weight of reward component {name!r} must be finite; got {weight}")
-    return weight
-
-
 __all__ = [
     "COMPONENT_PARAMS", "MODEL_COMPONENTS", "PRESETS", "REGISTRY", "CustomRewardError", "Preset",
-    "RewardError", "RewardFunc", "build_component", "build_reward_funcs", "checked", "formula",
-    "load_custom_rewards",
+    "RewardError", "RewardFunc", "build_component", "build_reward_funcs", "build_rewards", "checked",
+    "formula",
+    "WeightError", "load_custom_rewards", "resolve_weights", "weighted_total",
 ]

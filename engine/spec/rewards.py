@@ -3,7 +3,6 @@ mode."""
 
 from __future__ import annotations
 
-import difflib
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,14 +29,13 @@ class RewardSpec:
         e: list[SpecError] = []
         if self.preset not in PRESETS:
             _err(e, p, "preset", f"unknown preset {self.preset!r}; available: {', '.join(PRESETS)}.")
+        from engine.rewards.weights import custom_reward_names, weight_problems
+
         known = set(REGISTRY) | _model_components()
-        for name, weight in self.weights.items():
-            if name not in known and not (self.custom_file and name.startswith("reward_")):
-                close = difflib.get_close_matches(name, known, n=1)
-                hint = f" Did you mean {close[0]!r}?" if close else f" Known: {', '.join(sorted(known))}."
-                _err(e, p, f"weights.{name}", f"no reward component named {name!r}.{hint}")
-            elif not (isinstance(weight, int | float) and math.isfinite(weight)):
-                _err(e, p, f"weights.{name}", f"must be a finite number; got {weight!r}.")
+        for field_name, message in weight_problems(self.preset, self.weights, self.custom_file,
+                                                   custom_reward_names(self.custom_file)):
+            if field_name != "preset":  # said above
+                _err(e, p, field_name, message)
         from engine.rewards import build_component
 
         for name, constants in self.params.items():
@@ -48,9 +46,10 @@ class RewardSpec:
                     build_component(name, constants)
                 except (ValueError, TypeError) as exc:
                     _err(e, p, f"params.{name}", f"{exc}.")
-        if self.preset in PRESETS and not self.custom_file:
-            merged = PRESETS[self.preset].weights(self.weights)
-            if merged and not any(isinstance(w, int | float) and w != 0 for w in merged.values()):
+        weights_ok = not any(x.field.startswith(f"{p}weights.") for x in e)
+        if self.preset in PRESETS and not self.custom_file and weights_ok:
+            merged = self.resolved_weights()
+            if merged and not any(merged.values()):
                 _err(e, p, "weights", "every reward component has weight 0, so every completion would score "
                                       "the same and GRPO would learn nothing; give one a non-zero weight.")
         if not (self.custom_timeout_s > 0 and math.isfinite(self.custom_timeout_s)):
@@ -70,6 +69,12 @@ class RewardSpec:
         if self.budget < 0:
             _err(e, p, "budget", f"cannot be negative; got {self.budget}.")
         return e
+
+    def resolved_weights(self) -> dict[str, float]:
+        """Component -> weight: the preset's merged with `weights` (see engine.rewards.weights)."""
+        from engine.rewards.weights import resolve_weights
+
+        return resolve_weights(self.preset, self.weights, self.custom_file)
 
     def resolved_prompt_mode(self) -> str:
         from engine.rewards.presets import PRESETS

@@ -52,7 +52,7 @@ class RunSpec:
         for stage in STAGE_ORDER:  # a stage's settings are checked only when the stage runs
             if stage in self.stages:
                 e += getattr(self, stage).problems(f"{stage}.")
-        uses_judge = self.rewards.weights.get("judge", self._preset_weight("judge"))
+        uses_judge = self._resolved_weight("judge")
         if "grpo" in self.stages and uses_judge and "judge" not in self.stages:
             _err(e, "", "stages", "the reward preset uses the judge reward model: add the judge stage before grpo, "
                                   "or set rewards.weights.judge = 0.")
@@ -77,11 +77,13 @@ class RunSpec:
         return e + [n for n in _number_problems(self, "")
                     if not any(n.field == f or n.field.startswith(f"{f}.") for f in own)]
 
-    def _preset_weight(self, name: str) -> float:
-        from engine.rewards.presets import PRESETS
+    def _resolved_weight(self, name: str) -> float:
+        from engine.rewards.weights import WeightError
 
-        preset = PRESETS.get(self.rewards.preset)
-        return preset.components.get(name, 0.0) if preset else 0.0
+        try:
+            return self.rewards.resolved_weights().get(name, 0.0)
+        except WeightError:  # reported by RewardSpec.problems
+            return 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -40,18 +40,13 @@ def build_dataset(ctx: StageContext, tokenizer):
 
 
 def build_rewards(ctx: StageContext, extra: dict | None = None):
-    from engine.rewards import build_reward_funcs
+    """(name -> reward function, name -> weight) of the spec's rewards with a non-zero weight."""
+    from engine.rewards import build_rewards as build
 
     r, g = ctx.spec.rewards, ctx.spec.grpo
-    return build_reward_funcs(r.preset, weights=r.weights, params=r.params, custom_file=r.custom_file or None,
-                              max_completion_length=g.max_completion_length, extra=extra,
-                              custom_timeout_s=r.custom_timeout_s)
-
-
-def _weight(spec, name: str) -> float:
-    from engine.rewards.presets import PRESETS
-
-    return spec.rewards.weights.get(name, PRESETS[spec.rewards.preset].components.get(name, 0.0))
+    return build(r.preset, weights=r.weights, params=r.params, custom_file=r.custom_file or None,
+                 max_completion_length=g.max_completion_length, extra=extra,
+                 custom_timeout_s=r.custom_timeout_s)
 
 
 def run(ctx: StageContext) -> str:
@@ -82,17 +77,16 @@ def run(ctx: StageContext) -> str:
 
         extra["judge"] = judge_reward(ctx.outputs["judge_path"], ctx.placement)
     likelihood = None
-    if _weight(spec, "reference_likelihood"):
+    if spec.rewards.resolved_weights().get("reference_likelihood"):
         from engine.rewards.likelihood import ReferenceLikelihood
 
         extra["reference_likelihood"] = likelihood = ReferenceLikelihood(tokenizer)
-    funcs, weights = build_rewards(ctx, extra=extra)
-    names = [getattr(f, "__name__", type(f).__name__) for f in funcs]
-    recorder = TraceRecorder(ctx.store, ctx.run_id, STAGE, tokenizer, dict(zip(names, weights, strict=True)),
+    rewards, weights = build_rewards(ctx, extra=extra)  # name -> function, name -> weight
+    recorder = TraceRecorder(ctx.store, ctx.run_id, STAGE, tokenizer, weights,
                              traces_per_step=g.traces_per_step, seed=spec.seed, write=is_main_process())
-    funcs = [recorder.wrap(f) for f in funcs]
+    funcs = [recorder.wrap(name, f) for name, f in rewards.items()]
     ctx.event("info", f"grpo: {len(train_dataset)} prompts; rewards " +
-              ", ".join(f"{n} x{w:g}" for n, w in zip(names, weights, strict=True)), STAGE)
+              ", ".join(f"{n} x{w:g}" for n, w in weights.items()), STAGE)
 
     # ---- trainer ---------------------------------------------------------------------------------
     out_dir = ctx.checkpoint_dir(STAGE)
@@ -101,7 +95,8 @@ def run(ctx: StageContext) -> str:
         per_device_train_batch_size=g.batch_size, num_generations=g.num_generations,
         gradient_accumulation_steps=g.gradient_accumulation_steps,
         max_completion_length=g.max_completion_length, temperature=g.temperature, top_p=g.top_p,
-        beta=g.beta, loss_type=g.loss_type, scale_rewards=g.scale_rewards, reward_weights=weights,
+        beta=g.beta, loss_type=g.loss_type, scale_rewards=g.scale_rewards,
+        reward_weights=[weights[n] for n in rewards],
         save_strategy="steps", save_steps=g.save_steps, activation_checkpointing=g.gradient_checkpointing,
         log_completions=False, shuffle_dataset=True, remove_unused_columns=False,
         use_vllm=g.use_vllm, vllm_mode=g.vllm_mode, vllm_gpu_memory_utilization=g.vllm_gpu_memory_utilization,

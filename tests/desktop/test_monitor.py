@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from tests.desktop.conftest import add_step, register_running
 
 
@@ -285,3 +287,26 @@ def test_prefer_stage_shows_pairs_dpo_charts_and_a_sample_of_pairs(window, qtbot
     assert text.index("level 1: 3") < text.index("level 3: 4")  # easy to hard
     assert "think 50%" in text and "long preferred on 2" in text
     assert monitor.traces.model.rowCount() == 2
+
+
+def test_reward_chart_plots_weighted_contributions_that_add_up_to_the_total(window, qtbot):
+    """Each component's curve is weight x its batch mean, labelled `format x0.25`; they sum to the total."""
+    store, monitor = window.store, window.monitor
+    run_id = register_running(store, spec={"name": "weighted", "model": {"source": "builtin:tiny-random"},
+                                           "rewards": {"preset": "r1-zero", "weights": {"format": 0.25}},
+                                           "grpo": {"max_steps": 10, "batch_size": 8, "num_generations": 4}})
+    means = [(0.5, 0.8), (0.25, 1.0), (1.0, 0.0)]  # (accuracy, format) per step
+    for step, (acc, fmt) in enumerate(means, start=1):
+        store.add_metrics(run_id, "grpo", step, {"reward": acc * 1.0 + fmt * 0.25,
+                                                 "rewards/accuracy/mean": acc, "rewards/format/mean": fmt})
+    window.controller.refresh()
+    window.show_run(run_id)
+    reward = monitor.charts["reward"]
+    qtbot.waitUntil(lambda: reward.point_count("reward") == 3, timeout=3000)
+    _, acc_y = reward.series["rewards/accuracy/mean"].data()
+    _, fmt_y = reward.series["rewards/format/mean"].data()
+    _, total = reward.series["reward"].data()
+    assert list(acc_y) == [a for a, _ in means] and list(fmt_y) == [0.25 * f for _, f in means]
+    assert [a + f for a, f in zip(acc_y, fmt_y, strict=True)] == pytest.approx(list(total))
+    legend = [label.text for _, label in reward.legend.items]
+    assert legend == ["total", "accuracy x1", "format x0.25"]

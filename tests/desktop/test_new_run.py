@@ -136,7 +136,7 @@ def test_reward_presets_weights_and_preview(page):
     short_right, wrong = editor.preview.item(0, total).text(), editor.preview.item(3, total).text()
     assert float(short_right) > float(wrong)  # a short correct answer beats a short wrong one
 
-    editor.weights["format"].setValue(0)  # weight 0 leaves a component out
+    editor.weights["format"].set_value(0)  # weight 0 leaves a component out
     editor._on_preview_timer_timeout()
     assert "format" not in _headers(editor.preview)
     page.validate()
@@ -149,7 +149,7 @@ def test_sketch_preset_warns_above_the_papers_style_weight(page):
     names = [editor.presets.item(i).data(Qt.ItemDataRole.UserRole) for i in range(editor.presets.count())]
     editor.presets.setCurrentRow(names.index("sketch"))
     assert editor.warnings.text() == ""
-    editor.weights["judge"].setValue(0.4)
+    editor.weights["judge"].set_value(0.4)
     assert "reward hacking" in editor.warnings.text()
     editor._on_preview_timer_timeout()
     judge_col = _headers(editor.preview).index("judge")
@@ -317,3 +317,24 @@ def test_the_prefer_stage_is_offered_with_its_key_settings(page):
     assert page.validate()
     assert page.spec.stages[-1] == "prefer" or "prefer" in page.spec.stages
     assert page.spec.prefer.samples_per_mode == 3
+
+
+def test_reward_weights_are_kept_as_typed(page, qtbot):
+    """No range and no rounding in the editor: 0.125 and 250 reach the spec as typed; the spec check
+    says what is invalid and names the field."""
+    editor = page.rewards
+    for name, text in (("format", "0.125"), ("accuracy", "250")):
+        editor.weights[name].clear()
+        qtbot.keyClicks(editor.weights[name], text)
+    page.validate()
+    assert page.spec.rewards.weights == {"format": 0.125, "accuracy": 250.0}
+    assert page.spec.rewards.resolved_weights() == {"accuracy": 250.0, "format": 0.125}
+    assert editor.weights["format"].text() == "0.125" and editor.weights["accuracy"].text() == "250"
+    editor.set_spec_dict(editor.spec_dict())  # a loaded spec shows the same text
+    assert editor.weights["format"].text() == "0.125" and editor.weights["accuracy"].text() == "250"
+
+    editor.weights["format"].setText("lots")
+    page.validate()
+    assert "must be a finite number" in page.errors["rewards.weights.format"]
+    assert not page.start_button.isEnabled()
+    assert "rewards.weights.format" in editor.fields["rewards.weights"].error.text()

@@ -279,9 +279,9 @@ def test_build_applies_params():
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [
-    # unknown component names the component and lists the valid ones
+    # unknown component names the field and the component, and lists the known ones
     ({"preset": "r1-zero", "weights": {"brevity": 1.0}},
-     "unknown reward component 'brevity'; valid: accuracy"),
+     "weights.brevity: no reward component named 'brevity'. Known: accuracy"),
     # unknown preset
     ({"preset": "r2"}, "unknown reward preset 'r2'"),
     # unknown constant of a known component
@@ -295,7 +295,7 @@ def test_build_applies_params():
     # the custom preset needs a file
     ({"preset": "custom"}, "needs a custom_file"),
     # a non-finite weight
-    ({"preset": "r1-zero", "weights": {"format": float("nan")}}, "must be finite"),
+    ({"preset": "r1-zero", "weights": {"format": float("nan")}}, "weights.format: must be a finite number"),
 ])
 def test_build_errors(kwargs, message):
     with pytest.raises(ValueError, match=_re(message)):
