@@ -244,7 +244,12 @@ def cmd_data_check(args) -> int:
 
     report = validate_file(args.file, args.question, args.answer, reasoning=args.reasoning,
                            difficulty=args.difficulty)
-    _out(report.format(max_problems=args.max_problems))
+    if args.json:
+        import json
+
+        _out(json.dumps(report.as_dict(max_problems=args.max_problems), ensure_ascii=False))
+    else:
+        _out(report.format(max_problems=args.max_problems))
     return 0 if report.ok else EXIT_FAILED
 
 
@@ -416,6 +421,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reasoning", default=None, help="optional column with a reasoning trace")
     p.add_argument("--difficulty", default=None, help="optional column with a difficulty level")
     p.add_argument("--max-problems", type=int, default=10, help="problems listed by row (default 10)")
+    p.add_argument("--json", action="store_true",
+                   help="print the report as one JSON object (counts, problems, columns, the first rows)")
     p.set_defaults(func=cmd_data_check)
     import importlib
 
