@@ -247,7 +247,7 @@ def cmd_data_check(args) -> int:
     if args.json:
         import json
 
-        _out(json.dumps(report.as_dict(max_problems=args.max_problems), ensure_ascii=False))
+        _out(json.dumps(report.as_dict(max_problems=args.max_problems)))  # ASCII: any stdout encoding
     else:
         _out(report.format(max_problems=args.max_problems))
     return 0 if report.ok else EXIT_FAILED
