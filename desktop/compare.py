@@ -371,7 +371,11 @@ class ComparePage(Page):
         """The table's columns: the evaluation's sources, then any other a generation names."""
         ev_sources = (self.evaluation or {}).get("sources") or []
         sources = list(dict.fromkeys([*ev_sources, *self.pairs_model.sources, *seen]))
-        self.pairs_model.set_sources(sources, [self._title(s) for s in sources])
+        titles = [self._title(s) for s in sources]
+        if self.pairs_model.set_sources(sources, titles):  # columns as wide as their titles; rows are not measured
+            metrics = self.pairs.horizontalHeader().fontMetrics()
+            for column, title in enumerate(titles, start=1):
+                self.pairs.setColumnWidth(column, min(max(110, metrics.horizontalAdvance(title) + 36), 260))
 
     def _on_pairs_current_row_changed(self, current, _previous) -> None:
         row = current.row()

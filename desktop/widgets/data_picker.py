@@ -226,7 +226,7 @@ class DataPicker(QGroupBox):
         layout.addWidget(self.file_fields["data.question"])
         layout.addWidget(self.check_status)
         layout.addWidget(self.report_text)
-        layout.addWidget(label("First rows of the file", "muted"))
+        layout.addWidget(label("First rows of the file, as a run reads them", "muted"))
         layout.addWidget(self.preview)
         return page
 
@@ -310,6 +310,8 @@ class DataPicker(QGroupBox):
         self.preview.setColumnCount(len(columns))
         self.preview.setRowCount(len(rows))
         self.preview.setHorizontalHeaderLabels(columns)
+        label_of = {"line": "line", "row": "row", "index": "#"}.get(result.get("row_label", ""), "")
+        self.preview.setVerticalHeaderLabels([f"{label_of} {n}".strip() for n in result.get("preview_numbers") or []])
         for r, row in enumerate(rows):
             for c, value in enumerate(row):
                 self.preview.setItem(r, c, QTableWidgetItem(str(value)))

@@ -36,17 +36,18 @@ class PairsModel(QAbstractTableModel):
         self._order, self._row_of, self._first = [], {}, {}
         self.endResetModel()
 
-    def set_sources(self, sources: list[str], titles: list[str]) -> None:
-        """The columns: the evaluation's sources and what to call them."""
+    def set_sources(self, sources: list[str], titles: list[str]) -> bool:
+        """The columns: the evaluation's sources and what to call them; False if they stand as they were."""
         if sources == self.sources and titles == self._titles:
-            return
+            return False
         if len(sources) != len(self.sources):
             self.beginResetModel()
             self.sources, self._titles = list(sources), list(titles)
             self.endResetModel()
-            return
+            return True
         self.sources, self._titles = list(sources), list(titles)
         self.headerDataChanged.emit(Qt.Orientation.Horizontal, 1, len(sources))
+        return True
 
     def add(self, generations: list[dict[str, Any]]) -> None:
         """Take a poll's new generations (their sources are columns already: set_sources)."""

@@ -47,7 +47,7 @@ class Report:
     columns_found: list[str] = field(default_factory=list)
     fatal: str | None = None
     row_label: str = "row"
-    sample: list[dict] = field(default_factory=list)  # the first SAMPLE_ROWS records as read, unmapped
+    sample: list[tuple[int, dict]] = field(default_factory=list)  # the first SAMPLE_ROWS records read: (number, record)
 
     @property
     def ok(self) -> bool:
@@ -78,15 +78,17 @@ class Report:
 
     def as_dict(self, max_problems: int = 10) -> dict[str, Any]:
         """The report as plain JSON values (`ponder data check --json`): counts, the first problems,
-        the columns found and a preview of the first rows as text, clipped to SAMPLE_CHARS."""
+        the columns found and a preview of the first rows read as text, clipped to SAMPLE_CHARS, with
+        their numbers (by `row_label`; rows that could not be read are among the problems instead)."""
         columns = list(self.columns_found)
-        for record in self.sample:
+        for _, record in self.sample:
             columns += [str(k) for k in record if str(k) not in columns]
         return {"path": self.path, "ok": self.ok, "fatal": self.fatal, "total_rows": self.total_rows,
                 "kept": len(self.kept), "dropped": len(self.dropped), "row_label": self.row_label,
                 "problems": [[number, reason] for number, reason in sorted(self.dropped)[:max_problems]],
                 "columns": columns,
-                "preview": [[_cell(record.get(c, "")) for c in columns] for record in self.sample],
+                "preview": [[_cell(record.get(c, "")) for c in columns] for _, record in self.sample],
+                "preview_numbers": [number for number, _ in self.sample],
                 "text": self.format(max_problems)}
 
 
@@ -254,7 +256,7 @@ def validate_file(
             if schema is None:
                 seen_keys |= dict.fromkeys(str(k) for k in record)
             if len(report.sample) < SAMPLE_ROWS:
-                report.sample.append(record)
+                report.sample.append((number, record))
             try:
                 row = _to_row(record, columns, max_field_chars)
             except _Drop as drop:

@@ -112,12 +112,13 @@ def _preview_of(page, qtbot, path: str, mapping: dict) -> dict:
     return {"result": data.check_result, "status": data.check_status.text(), "error": data.check_error(),
             "headers": [table.horizontalHeaderItem(c).text() for c in range(table.columnCount())],
             "cells": [[table.item(r, c).text() for c in range(table.columnCount())] for r in range(table.rowCount())],
+            "numbers": [table.verticalHeaderItem(r).text().split()[-1] for r in range(table.rowCount())],
             "report": data.report_text.toPlainText()}
 
 
 def test_preview_and_ponder_data_check_agree_on_messy_files(page, qtbot, tmp_path):
     files = _files(tmp_path)
-    disagree, verdicts = [], {}
+    disagree, verdicts, numbers = [], {}, {}
     for path, mapping in files:
         code, reference = _ponder_data_check(path, mapping)
         report = validate_file(path, mapping["question"], mapping["answer"], difficulty=mapping.get("difficulty"))
@@ -125,17 +126,20 @@ def test_preview_and_ponder_data_check_agree_on_messy_files(page, qtbot, tmp_pat
         shown = _preview_of(page, qtbot, path, mapping)
         usable, message = check_message(reference)
         expected = {"result": reference, "status": message, "error": None if usable else message,
-                    "headers": reference["columns"], "cells": reference["preview"], "report": reference["text"]}
+                    "headers": reference["columns"], "cells": reference["preview"], "report": reference["text"],
+                    "numbers": [str(n) for n in reference["preview_numbers"]]}
         for key, value in expected.items():
             if shown[key] != value:
                 disagree.append(f"{path}: {key}: preview {str(shown[key])[:300]!r} != check {str(value)[:300]!r}")
         assert usable == (code == 0), path  # the command's exit code: 1 when no row is usable
         verdicts[path.rsplit("/", 1)[-1]] = shown["status"]
+        numbers[path.rsplit("/", 1)[-1]] = shown["numbers"]
     assert not disagree, "\n".join(disagree)
     # the preview says what the command says, in its words (not only "the same as itself")
     assert verdicts["gsm8k.jsonl"] == "✓ 3 rows usable"
     assert verdicts["messy.jsonl"] == "✓ 1 rows usable, 9 dropped (see below)"
     assert verdicts["d.csv"] == "✓ 3 rows usable, 2 dropped (see below)"
+    assert numbers["d.csv"] == ["1", "2", "5"]  # rows 3 and 4 are unreadable: listed as problems, not shown
     assert "gzip-compressed" in verdicts["data.jsonl"] and "named pipe" in verdicts["pipe.jsonl"]
     assert verdicts["m.jsonl"].startswith("m.jsonl cannot be used: column 'question' (for question) not found")
     assert not page.start_button.isEnabled()  # the last file maps one column to two roles
