@@ -32,6 +32,7 @@ def benchmarks(bundled: bool, quick: bool) -> list[tuple[str, list[str]]]:
                            *(["--steps", "3", "--repeats", "1"] if q else [])]),
         ("rollout_throughput", ["rollout_throughput.py", *(["--repeats", "2"] if q else [])]),
         ("gui_latency", ["gui_latency.py", *(["--seconds", "4"] if q else [])]),
+        ("compare_poll", ["compare_poll.py", *(["--generations", "1000"] if q else [])]),
         ("startup", ["startup.py", *(["--repeats", "2"] if q else [])]),
         ("store_scaling", ["store_scaling.py", *(["--sizes", "1e3,1e4", "--repeats", "10"] if q else [])]),
     ]
@@ -106,6 +107,13 @@ def table(results: dict[str, dict]) -> str:
                          f"p90 {fmt(red['p90'])} ms; 1-px pen: "
                          f"{fmt(r['redraw_100k_ms_pen_width_1']['median'])} ms",
                          "<= 16 ms", f"{fmt(red['median'])} ms", _ok(red["median"] <= 16)))
+        elif name == "compare_poll":
+            tick, last = r["tick_ms"], r["tick_ms_last_tenth"]
+            rows.append((f"Compare page poll tick, {r['generations']:,}-generation comparison "
+                         f"({r['per_tick']} new per tick)",
+                         f"median {fmt(tick['median'])} ms, last tenth {fmt(last['median'])} ms; opening it "
+                         f"finished: {fmt(r['open_finished_ms']['median'])} ms", "<= 16 ms",
+                         f"p99 {fmt(tick['p99'])} ms", _ok(tick["p99"] <= 16)))
         elif name == "startup":
             s = r["seconds_to_first_paint"]
             rows.append(("GUI start to first painted window (median of "

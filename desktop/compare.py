@@ -10,13 +10,10 @@ The eval stage of a run writes the same rows, so its base-vs-trained results sho
 from __future__ import annotations
 
 import math
-import os
-import sys
 import time
 from typing import Any
 
-from PySide6.QtCore import QProcess, Qt, QTimer, Signal
-from PySide6.QtGui import QColor
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QGridLayout,
@@ -28,8 +25,8 @@ from PySide6.QtWidgets import (
     QProgressBar,
     QPushButton,
     QSplitter,
+    QTableView,
     QTableWidget,
-    QTableWidgetItem,
     QTextBrowser,
     QVBoxLayout,
     QWidget,
@@ -37,20 +34,17 @@ from PySide6.QtWidgets import (
 
 import engine.data as data_catalogue
 from desktop import theme
+from desktop.launch import module_argv, start_supervised
 from desktop.runner import RunController, describe_exit, log_tail, read_exit_code
 from desktop.widgets.evalviews import EvalViews
 from desktop.widgets.forms import ComboBox, SciEdit, SpinBox, label
+from desktop.widgets.page import Page
+from desktop.widgets.pairs import PairsModel
+from desktop.widgets.summary_table import fill_summary, titles
 from desktop.widgets.timeline import fmt_duration
 from desktop.widgets.trace_view import completion_html
-from desktop.widgets.page import Page
 from engine import paths
-from engine.evalstats import source_title
 
-SUMMARY_ROWS = (("accuracy", "Accuracy (pass@1)", "pct"), ("tokens", "Tokens per answer", "num"),
-                ("think_tokens", "Thinking tokens", "num"), ("answer_tokens", "Answer tokens", "num"),
-                ("tokens_correct", "Tokens when correct", "num"),
-                ("tokens_wrong", "Tokens when wrong", "num"), ("think_rate", "Think rate", "pct"),
-                ("eot", "Efficiency (accuracy / thinking token)", "sci"))
 POLL_MS = 500
 
 
@@ -59,13 +53,12 @@ def start_evaluation_process(store, eval_id: int) -> bool:
     process never evaluates. False (the evaluation marked failed) if it could not start."""
     folder = paths.ponder_home() / "evaluations" / f"{eval_id:04d}"
     folder.mkdir(parents=True, exist_ok=True)
-    argv = [sys.executable, "-m", "engine.evaluate", str(eval_id), "--store", str(store.path)]
-    supervised = ["-m", "desktop.supervise", str(folder), "--", *argv]
-    ok, _pid = QProcess.startDetached(sys.executable, supervised, os.getcwd())
-    if not ok:
+    argv = module_argv("engine.evaluate", str(eval_id), "--store", str(store.path))
+    if start_supervised(folder, argv) is None:
         store.update_evaluation(eval_id, status="failed", finished=time.time(),
                                 error="could not start the evaluation process")
-    return ok
+        return False
+    return True
 
 
 def evaluation_eta(ev: dict[str, Any]) -> str:
@@ -74,18 +67,6 @@ def evaluation_eta(ev: dict[str, Any]) -> str:
     if not (done and total and started) or done >= total:
         return ""
     return f"ETA {fmt_duration((time.time() - started) / done * (total - done))}"
-
-
-def titles(summary: dict[str, Any], labels: list[str]) -> list[str]:
-    """Column titles by what each source is (base, after SFT, trained, checkpoint 16), unique."""
-    out = [source_title(lb, summary.get(lb) if isinstance(summary.get(lb), dict) else None) for lb in labels]
-    return [f"{t} ({lb})" if out.count(t) > 1 else t for t, lb in zip(out, labels, strict=True)]
-
-
-def _fmt(value: Any, kind: str) -> str:
-    if not isinstance(value, int | float) or (isinstance(value, float) and math.isnan(value)):
-        return "—"
-    return f"{value:.1%}" if kind == "pct" else f"{value:.3g}" if kind == "sci" else f"{value:.1f}"
 
 
 class ComparePage(Page):
@@ -101,8 +82,6 @@ class ComparePage(Page):
         self.eval_id: int | None = None
         self.evaluation: dict[str, Any] | None = None
         self._after = 0
-        self._rows: dict[str, dict[str, dict[str, Any]]] = {}  # prompt id -> source -> first sample
-        self._order: list[str] = []
         self._reported: set[int] = set()
         self._build()
         controller.sig_runs_changed.connect(self._on_controller_runs_changed)
@@ -173,13 +152,19 @@ class ComparePage(Page):
         self.views.insertTab(0, self.summary, "Summary")
         self.views.setCurrentIndex(0)
         self.views.sig_export_checkpoint.connect(self.sig_export_checkpoint)
-        self.pairs = QTableWidget(0, 3)
-        self.pairs.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.pairs_model = PairsModel(self)
+        self.pairs = QTableView()
+        self.pairs.setModel(self.pairs_model)
+        self.pairs.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.pairs.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.pairs.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.pairs.verticalHeader().hide()
+        self.pairs.verticalHeader().setDefaultSectionSize(22)  # fixed row heights: no measuring per row
+        self.pairs.horizontalHeader().setStretchLastSection(False)
+        self.pairs.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
+        self.pairs.horizontalHeader().setDefaultSectionSize(110)
         self.pairs.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        self.pairs.currentCellChanged.connect(self._on_pairs_current_cell_changed)
+        self.pairs.selectionModel().currentRowChanged.connect(self._on_pairs_current_row_changed)
         self.left_text, self.right_text = QTextBrowser(), QTextBrowser()
         self.left_title, self.right_title = label("", "section"), label("", "section")
 
@@ -223,8 +208,11 @@ class ComparePage(Page):
         """Offer the bundled and built-in models, and every run's adapter and checkpoints."""
         options = [("SmolLM2-135M-Instruct (bundled)", "bundled:smollm2-135m-instruct"),
                    ("Tiny random model", "builtin:tiny-random")]
+        by_run: dict[int, list[dict[str, Any]]] = {}
+        for art in self.store.artifacts(None):  # one query for every run, not one per run
+            by_run.setdefault(art["run_id"], []).append(art)
         for run in sorted(runs, key=lambda r: -r["id"]):
-            for art in self.store.artifacts(run["id"]):
+            for art in by_run.get(run["id"], []):
                 if art["kind"] == "adapter":
                     options.append((f"run #{run['id']} {run['name']}: trained adapter", f"run:{run['id']}"))
                 elif art["kind"] == "checkpoint" and art["meta"].get("step") is not None:
@@ -322,8 +310,7 @@ class ComparePage(Page):
 
     def show_evaluation(self, eval_id: int) -> None:
         self.eval_id, self._after = eval_id, 0
-        self._rows, self._order = {}, []
-        self.pairs.setRowCount(0)
+        self.pairs_model.clear()
         self.left_text.clear()
         self.right_text.clear()
         self._on_timer_timeout()
@@ -343,7 +330,8 @@ class ComparePage(Page):
         new = self.store.generations(self.eval_id, self._after)
         if new:
             self._after = new[-1]["id"]
-            self._add_generations(new)
+            self._update_pair_columns([g["source"] for g in new])
+            self.pairs_model.add(new)
         total, done = ev.get("total") or 0, ev.get("progress") or 0
         self.progress.setRange(0, max(total, 1))
         self.progress.setValue(min(done, total) if total else 0)
@@ -370,36 +358,8 @@ class ComparePage(Page):
         return f"#{ev['id']} {sources}: {ev['status']} · {how}"
 
     def _show_summary(self, ev: dict[str, Any]) -> None:
-        summary = ev.get("summary") or {}
-        labels = [s for s in (ev["sources"] or []) if s in summary] or [k for k in summary if k != "deltas"]
-        extra = sorted({k for s in labels for k in summary[s] if k.startswith(("pass@", "accuracy/d"))
-                        and k != "pass@1"})
-        rows = [*SUMMARY_ROWS, *((k, k.replace("accuracy/d", "Accuracy, difficulty "), "pct") for k in extra)]
-        deltas = summary.get("deltas") or {}
-        names = titles(summary, labels)
-        versus = f"{names[-1]} vs. {names[0]}" if len(names) >= 2 else ""
-        delta_names = {"d_accuracy_pct": f"Accuracy change, {versus}", "d_tokens_pct": f"Tokens saved, {versus}"}
-        self.summary.setColumnCount(1 + len(labels))
-        self.summary.setHorizontalHeaderLabels(["", *names])
-        for i, source in enumerate(labels, start=1):
-            self.summary.horizontalHeaderItem(i).setToolTip(source)
-        # two columns share the width; more (checkpoints) keep their titles readable and scroll instead
-        self.summary.horizontalHeader().setSectionResizeMode(
-            QHeaderView.ResizeMode.Stretch if len(labels) <= 2 else QHeaderView.ResizeMode.ResizeToContents)
-        self.summary.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
-        self.summary.setRowCount(len(rows) + len(deltas))
-        for r, (key, text, kind) in enumerate(rows):
-            self.summary.setItem(r, 0, QTableWidgetItem(text))
-            for c, source in enumerate(labels, start=1):
-                item = QTableWidgetItem(_fmt(summary[source].get(key), kind))
-                item.setTextAlignment(Qt.AlignmentFlag.AlignCenter)
-                self.summary.setItem(r, c, item)
-        for r, (key, value) in enumerate(deltas.items(), start=len(rows)):
-            self.summary.setItem(r, 0, QTableWidgetItem(delta_names.get(key, key)))
-            item = QTableWidgetItem(f"{value:+.1f}%")
-            item.setTextAlignment(Qt.AlignmentFlag.AlignCenter)
-            self.summary.setItem(r, len(labels) if labels else 0, item)
-        self._set_pair_headers(labels)
+        fill_summary(self.summary, ev)
+        self._update_pair_columns()
         self.views.set_evaluation(ev)
 
     def _title(self, source: str) -> str:
@@ -407,42 +367,21 @@ class ComparePage(Page):
         sources = list((self.evaluation or {}).get("sources") or [])
         return titles(summary, sources)[sources.index(source)] if source in sources else source
 
-    def _set_pair_headers(self, sources: list[str]) -> None:
-        self.pairs.setColumnCount(1 + len(sources))
-        self.pairs.setHorizontalHeaderLabels(["Problem", *(self._title(s) for s in sources)])
-        for i, source in enumerate(sources, start=1):
-            self.pairs.horizontalHeaderItem(i).setToolTip(source)
+    def _update_pair_columns(self, seen: list[str] | tuple[str, ...] = ()) -> None:
+        """The table's columns: the evaluation's sources, then any other a generation names."""
+        ev_sources = (self.evaluation or {}).get("sources") or []
+        sources = list(dict.fromkeys([*ev_sources, *self.pairs_model.sources, *seen]))
+        titles = [self._title(s) for s in sources]
+        if self.pairs_model.set_sources(sources, titles):  # columns as wide as their titles; rows are not measured
+            metrics = self.pairs.horizontalHeader().fontMetrics()
+            for column, title in enumerate(titles, start=1):
+                self.pairs.setColumnWidth(column, min(max(110, metrics.horizontalAdvance(title) + 36), 260))
 
-    def _add_generations(self, rows: list[dict[str, Any]]) -> None:
-        sources = list((self.evaluation or {}).get("sources") or [])
-        for g in rows:
-            if g["source"] not in sources:
-                sources.append(g["source"])
-            by_source = self._rows.setdefault(g["prompt_id"], {})
-            if g["source"] not in by_source:  # the first sample stands for the prompt in the table
-                by_source[g["source"]] = g
-            if g["prompt_id"] not in self._order:
-                self._order.append(g["prompt_id"])
-        self._set_pair_headers(sources)
-        self.pairs.setRowCount(len(self._order))
-        t = theme.current()
-        for r, prompt_id in enumerate(self._order):
-            by_source = self._rows[prompt_id]
-            first = next(iter(by_source.values()))
-            self.pairs.setItem(r, 0, QTableWidgetItem(" ".join(str(first["prompt"]).split())[:100]))
-            for c, source in enumerate(sources, start=1):
-                g = by_source.get(source)
-                text = "…" if g is None else f"{'✓' if g['correct'] else '✗'}  {g['tokens']} tokens"
-                item = QTableWidgetItem(text)
-                item.setTextAlignment(Qt.AlignmentFlag.AlignCenter)
-                if g is not None:
-                    item.setForeground(QColor(t.success if g["correct"] else t.error))
-                self.pairs.setItem(r, c, item)
-
-    def _on_pairs_current_cell_changed(self, row: int, *_args) -> None:
-        if row < 0 or row >= len(self._order):
+    def _on_pairs_current_row_changed(self, current, _previous) -> None:
+        row = current.row()
+        if row < 0 or row >= self.pairs_model.rowCount():
             return
-        by_source = self._rows[self._order[row]]
+        by_source = self.pairs_model.samples(row)
         sources = list((self.evaluation or {}).get("sources") or by_source)
         sources += [None, None]
         for title, text, source in ((self.left_title, self.left_text, sources[0]),

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -36,6 +35,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop import theme
+from desktop.launch import module_argv, start_process
 from desktop.runner import RunController
 from desktop.widgets.forms import ComboBox, Field, form_layout, label
 from desktop.widgets.page import Page
@@ -55,7 +55,7 @@ _BYTES_PER_PARAM = {"float32": 4, "bfloat16": 2, "float16": 2}
 
 def export_argv(run_id: int, out: str, checkpoint: str, fmt: str, zip_: bool, store_path: Path) -> list[str]:
     """The export command for the engine (a module-level function, so tests can stand in for it)."""
-    argv = [sys.executable, "-m", "engine.export", str(run_id), "--out", out, "--store", str(store_path)]
+    argv = module_argv("engine.export", str(run_id), "--out", out, "--store", str(store_path))
     if checkpoint:
         argv += ["--checkpoint", checkpoint]
     return argv + FORMATS[fmt][1] + (["--zip"] if zip_ else [])
@@ -189,10 +189,10 @@ class ExportPage(Page):
         current = self.run_combo.currentData()
         self.run_combo.blockSignals(True)
         self.run_combo.clear()
+        exportable = {a["run_id"] for a in self.store.artifacts(None)  # one query for every run
+                      if a["kind"] in ("adapter", "checkpoint") and (a["meta"].get("stage") or a["stage"]) != "judge"}
         for run in sorted(runs, key=lambda r: -r["id"]):
-            arts = [a for a in self.store.artifacts(run["id"]) if a["kind"] in ("adapter", "checkpoint")
-                    and (a["meta"].get("stage") or a["stage"]) != "judge"]
-            if arts:
+            if run["id"] in exportable:
                 self.run_combo.addItem(f"#{run['id']} {run['name']} — {run['status']}", run["id"])
         index = self.run_combo.findData(current)
         self.run_combo.setCurrentIndex(max(index, 0))
@@ -293,13 +293,12 @@ class ExportPage(Page):
         self.exported, self._buffer, self._error, self._cancelled = None, "", "", False
         self.card.clear()
         self.proc = QProcess(self)
-        self.proc.setProcessChannelMode(QProcess.ProcessChannelMode.SeparateChannels)
         self.proc.readyReadStandardOutput.connect(self._on_proc_ready_read)
         self.proc.finished.connect(self._on_proc_finished)
         self.proc.errorOccurred.connect(self._on_proc_error_occurred)
         self.progress.setRange(0, 0)  # busy until the first progress line
         self.status.setText("Starting the export…")
-        self.proc.start(argv[0], argv[1:])
+        start_process(self.proc, argv)
         self._update_buttons()
 
     def _on_proc_ready_read(self) -> None:

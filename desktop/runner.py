@@ -1,6 +1,6 @@
 """Starting, watching and stopping workers, for every page of the app.
 
-A worker is started detached (QProcess.startDetached) through desktop.supervise, so it
+A worker is started detached through desktop.supervise (desktop/launch.py), so it
 keeps running when the window closes; the run store is the only channel to it. The
 controller polls the store every second: it notices runs that end, explains a worker that
 died without recording an error (exit code and the tail of worker.log), and escalates a
@@ -13,15 +13,15 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import sys
 import time
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import psutil
-from PySide6.QtCore import QObject, QProcess, QTimer, Signal
+from PySide6.QtCore import QObject, QTimer, Signal
 
+from desktop.launch import start_supervised
 from desktop.supervise import EXIT_FILE
 from engine.errors import RunBusy
 from engine.launch import create_run, worker_argv
@@ -88,11 +88,10 @@ class RunController(QObject):
     def _launch(self, run_id: int, run_dir: Path, resume: bool) -> None:
         (run_dir / EXIT_FILE).unlink(missing_ok=True)  # a new attempt: forget how the last one ended
         argv = worker_argv(run_dir, self.store, resume=resume)
-        program, args = sys.executable, ["-m", "desktop.supervise", str(run_dir), "--", *argv]
-        ok, pid = QProcess.startDetached(program, args, os.getcwd())
-        if not ok:
+        pid = start_supervised(run_dir, argv)
+        if pid is None:
             message = f"Could not start the worker for run {run_id}."
-            error = f"{message}\n\nCommand: {' '.join([program, *args])}"
+            error = f"{message}\n\nCommand: {' '.join(argv)}"
             self.store.update_run(run_id, status="failed", error_message=error, finished=time.time())
             self.sig_start_failed.emit(message, error)
             self.refresh()

@@ -35,7 +35,7 @@ from PySide6.QtWidgets import (
 from desktop import theme
 from desktop.run_eval import RunEvaluation
 from desktop.runner import RunController
-from desktop.widgets.forms import ComboBox, label
+from desktop.widgets.forms import ComboBox, icon_button, label
 from desktop.widgets.plots import LivePlot
 from desktop.widgets.timeline import fmt_duration
 from desktop.widgets.page import Page
@@ -119,28 +119,14 @@ class RunsPage(Page):
         self.empty = label("No runs yet. Start one on the New run page; runs started from the command line "
                            "(ponder-engine run spec.toml) appear here too.", "muted")
 
-        self.monitor_button = QPushButton("Monitor")
-        theme.set_icon(self.monitor_button, "monitor")
-        self.monitor_button.clicked.connect(self._on_monitor_button_clicked)
-        self.spec_button = QPushButton("Show spec")
-        theme.set_icon(self.spec_button, "spec")
-        self.spec_button.clicked.connect(self._on_spec_button_clicked)
-        self.reuse_button = QPushButton("New run from spec")
-        theme.set_icon(self.reuse_button, "new-run")
-        self.reuse_button.clicked.connect(self._on_reuse_button_clicked)
-        self.folder_button = QPushButton("Open folder")
-        theme.set_icon(self.folder_button, "open")
-        self.folder_button.clicked.connect(self._on_folder_button_clicked)
-        self.compare_button = QPushButton("Compare with base")
-        theme.set_icon(self.compare_button, "compare")
-        self.compare_button.clicked.connect(self._on_compare_button_clicked)
-        self.export_button = QPushButton("Export…")
-        theme.set_icon(self.export_button, "export")
-        self.export_button.clicked.connect(self._on_export_button_clicked)
-        self.delete_button = QPushButton("Delete…")
-        theme.set_icon(self.delete_button, "delete", "error")
+        self.monitor_button = icon_button("Monitor", "monitor", self._on_monitor_button_clicked)
+        self.spec_button = icon_button("Show spec", "spec", self._on_spec_button_clicked)
+        self.reuse_button = icon_button("New run from spec", "new-run", self._on_reuse_button_clicked)
+        self.folder_button = icon_button("Open folder", "open", self._on_folder_button_clicked)
+        self.compare_button = icon_button("Compare with base", "compare", self._on_compare_button_clicked)
+        self.export_button = icon_button("Export…", "export", self._on_export_button_clicked)
+        self.delete_button = icon_button("Delete…", "delete", self._on_delete_button_clicked, "error")
         self.delete_button.setProperty("role", "danger")
-        self.delete_button.clicked.connect(self._on_delete_button_clicked)
         buttons = QHBoxLayout()
         for b in self._one_run_buttons():
             buttons.addWidget(b)

@@ -24,5 +24,10 @@ def cmd_data_check(args) -> int:
 
     report = validate_file(args.file, args.question, args.answer, reasoning=args.reasoning,
                            difficulty=args.difficulty)
-    _out(report.format(max_problems=args.max_problems))
+    if args.json:
+        import json
+
+        _out(json.dumps(report.as_dict(max_problems=args.max_problems)))  # ASCII: any stdout encoding
+    else:
+        _out(report.format(max_problems=args.max_problems))
     return 0 if report.ok else EXIT_FAILED

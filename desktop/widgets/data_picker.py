@@ -1,17 +1,15 @@
 """The dataset chooser: a built-in task with a difficulty mix and size, or a file with a column mapping.
 
-A file is previewed and validated by `python -m desktop.datacheck` in a QProcess (the
-engine's validation may load pyarrow or datasets, which never enter the GUI process);
-its JSON answer fills the column choices, the preview table and the validation report.
+A file is previewed and validated by `ponder data check --json` in a QProcess (FileCheck): the
+engine's own reader, so the preview shows the rows a run reads; its answer fills the column
+choices, the preview table and the validation report.
 """
 
 from __future__ import annotations
 
-import json
-import sys
 from typing import Any
 
-from PySide6.QtCore import QProcess, Qt, QTimer, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QButtonGroup,
     QFileDialog,
@@ -33,6 +31,7 @@ from PySide6.QtWidgets import (
 )
 
 import engine.data as data_catalogue
+from desktop.widgets.file_check import FileCheck, check_argv, check_message
 from desktop.widgets.forms import ComboBox, Field, SpinBox, form_layout, label
 
 LEVELS = (1, 2, 3, 4, 5)
@@ -46,13 +45,8 @@ NONE = "(none)"
 
 
 def task_levels(task: str) -> tuple[int, ...]:
-    """Difficulty levels a built-in task has (the engine's catalogue; 1-5 if it does not say)."""
-    generators = getattr(data_catalogue, "_GENERATORS", {})
-    if task in generators:
-        return tuple(generators[task][1])
-    if task == "mixed" and generators:
-        return tuple(sorted(set.intersection(*(set(g[1]) for g in generators.values()))))
-    return LEVELS
+    """Difficulty levels a built-in task has (the engine's catalogue)."""
+    return data_catalogue.TASK_LEVELS.get(task, LEVELS)
 
 
 class DataPicker(QGroupBox):
@@ -95,7 +89,8 @@ class DataPicker(QGroupBox):
             spin.valueChanged.connect(self.sig_changed)
 
         self.check_result: dict[str, Any] | None = None
-        self._proc: QProcess | None = None
+        self.file_check = FileCheck(self)
+        self.file_check.sig_finished.connect(self._finish_check)
         self._check_again = False
         self._checked_mapping: tuple[str, str, str, str] | None = None
         self._guessed_for = ""  # the file whose column mapping was last guessed
@@ -231,7 +226,7 @@ class DataPicker(QGroupBox):
         layout.addWidget(self.file_fields["data.question"])
         layout.addWidget(self.check_status)
         layout.addWidget(self.report_text)
-        layout.addWidget(label("First rows of the file", "muted"))
+        layout.addWidget(label("First rows of the file, as a run reads them", "muted"))
         layout.addWidget(self.preview)
         return page
 
@@ -269,43 +264,19 @@ class DataPicker(QGroupBox):
         path = self.path_edit.text().strip()
         if not self.is_file() or not path:
             return
-        if self._proc is not None:
+        if self.file_check.running():
             self._check_again = True
             return
         self.check_status.setProperty("role", "muted")
         self.check_status.setText("Reading and checking the file…")
         self._checked_mapping = self._mapping()
-        self._proc = QProcess(self)
-        self._proc.finished.connect(self._on_proc_finished)
-        self._proc.errorOccurred.connect(self._on_proc_error)
-        question, answer, reasoning, difficulty = self._checked_mapping
-        args = ["-m", "desktop.datacheck", path, "--question", question, "--answer", answer,
-                "--reasoning", reasoning, "--difficulty", difficulty]
-        self._proc.start(sys.executable, args)
+        self.file_check.start(check_argv(path, *self._checked_mapping))
 
     def _mapping(self) -> tuple[str, str, str, str]:
         return (self._column("question") or "question", self._column("answer") or "answer",
                 self._column("reasoning"), self._column("difficulty"))
 
-    def _on_proc_error(self, error: QProcess.ProcessError) -> None:
-        if error == QProcess.ProcessError.FailedToStart:
-            self._finish_check({"error": "could not start the file check", "columns": [], "rows": []})
-
-    def _on_proc_finished(self, code: int, _status: QProcess.ExitStatus) -> None:
-        proc = self._proc
-        out = bytes(proc.readAllStandardOutput()).decode("utf-8", errors="replace")
-        err = bytes(proc.readAllStandardError()).decode("utf-8", errors="replace")
-        try:
-            result = json.loads(out.strip().splitlines()[-1])
-        except (json.JSONDecodeError, IndexError):
-            result = {"error": f"the file check failed (exit code {code}): {err.strip()[-500:]}",
-                      "columns": [], "rows": []}
-        self._finish_check(result)
-
     def _finish_check(self, result: dict[str, Any]) -> None:
-        if self._proc is not None:
-            self._proc.deleteLater()
-            self._proc = None
         self.check_result = result
         self._show_check(result)
         if self._mapping() != self._checked_mapping:  # the columns were guessed just now: check with them
@@ -317,7 +288,7 @@ class DataPicker(QGroupBox):
             self._check_timer.start()
 
     def _show_check(self, result: dict[str, Any]) -> None:
-        columns, rows = result.get("columns") or [], result.get("rows") or []
+        columns, rows = result.get("columns") or [], result.get("preview") or []
         path = self.path_edit.text().strip()
         guess = self._guessed_for != path and bool(columns)  # a new file: guess its mapping, once
         if guess:
@@ -339,45 +310,32 @@ class DataPicker(QGroupBox):
         self.preview.setColumnCount(len(columns))
         self.preview.setRowCount(len(rows))
         self.preview.setHorizontalHeaderLabels(columns)
+        label_of = {"line": "line", "row": "row", "index": "#"}.get(result.get("row_label", ""), "")
+        self.preview.setVerticalHeaderLabels([f"{label_of} {n}".strip() for n in result.get("preview_numbers") or []])
         for r, row in enumerate(rows):
             for c, value in enumerate(row):
                 self.preview.setItem(r, c, QTableWidgetItem(str(value)))
         self.preview.resizeColumnsToContents()
         for c in range(len(columns)):
             self.preview.setColumnWidth(c, min(self.preview.columnWidth(c), 260))
-        report = result.get("report")
-        if result.get("error"):
-            role, status, text = "error", result["error"], ""
-        elif report is None:
-            role, status, text = "warning", ("This version of the engine cannot validate files; the worker "
-                                             "checks the file when the run starts."), ""
-        else:
-            text = report.get("text") or ""
-            role, status = ("", text.splitlines()[0]) if report.get("ok") else ("error", text.splitlines()[0])
-            kept, dropped = report.get("kept"), report.get("dropped")
-            if report.get("ok") and kept is not None:
-                status = f"✓ {kept} rows usable" + (f", {dropped} dropped (see below)" if dropped else "")
+        usable, status = check_message(result)
+        role, text = ("" if usable else "error"), result.get("text") or ""
         self.check_status.setText(status)
         self.check_status.setProperty("role", role)
         self.check_status.style().unpolish(self.check_status)
         self.check_status.style().polish(self.check_status)
         self.report_text.setPlainText(text)
-        worth_reading = not report or not report.get("ok") or bool(report.get("dropped"))
-        self.report_text.setVisible(bool(text) and worth_reading)
+        self.report_text.setVisible(bool(text) and (not usable or bool(result.get("dropped"))))
 
     def check_error(self) -> str | None:
         """The file check's complaint, if the file cannot be used as mapped."""
         if not self.is_file() or self.check_result is None:
             return None
-        if self.check_result.get("error"):
-            return self.check_result["error"]
-        report = self.check_result.get("report")
-        if report is not None and not report.get("ok"):
-            return (report.get("text") or "the file has no usable rows").splitlines()[0]
-        return None
+        usable, message = check_message(self.check_result)
+        return None if usable else message
 
     def checking(self) -> bool:
-        return self._proc is not None or self._check_timer.isActive()
+        return self.file_check.running() or self._check_timer.isActive()
 
     # ---- spec -------------------------------------------------------------------------------------
     def all_fields(self) -> dict[str, Field]:

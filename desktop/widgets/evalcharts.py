@@ -16,6 +16,7 @@ from PySide6.QtCore import QPointF, Qt, Signal
 from PySide6.QtWidgets import QHBoxLayout, QWidget
 
 from desktop import theme
+from desktop.widgets.plots import theme_chart
 from engine.evalstats import frontier_points, level_table, source_title
 
 ROLE_SYMBOLS = {"base": "s", "sft": "t", "trained": "star", "checkpoint": "o", "source": "d"}
@@ -85,18 +86,7 @@ class EvalPlot(pg.PlotWidget):
         self.note.setPos(self.getPlotItem().vb.boundingRect().center())
 
     def apply_theme(self, t: theme.Theme) -> None:
-        item = self.getPlotItem()
-        if item is None:  # closed: pyqtgraph drops its plot item, the theme signal may still come
-            return
-        self.setBackground(t.base)
-        for axis in ("left", "bottom"):
-            ax = item.getAxis(axis)
-            ax.setPen(pg.mkPen(t.border))
-            ax.setTextPen(pg.mkPen(t.muted))
-        item.setTitle(self.title, color=t.text, size="10pt")
-        self.note.setText(self._empty, color=t.muted)
-        if self.legend is not None:
-            self.legend.setLabelTextColor(t.text)
+        theme_chart(self, t, self.title, self.note, self._empty, self.legend)
 
 
 class FrontierPlot(EvalPlot):

@@ -13,6 +13,7 @@ from PySide6.QtWidgets import (
     QFormLayout,
     QLabel,
     QLineEdit,
+    QPushButton,
     QSpinBox,
     QToolButton,
     QVBoxLayout,
@@ -165,3 +166,11 @@ def label(text: str, role: str = "") -> QLabel:
     if role:
         widget.setProperty("role", role)
     return widget
+
+
+def icon_button(text: str, icon: str, on_clicked, color: str = "text") -> QPushButton:
+    """A push button with a themed icon, its clicked signal connected to `on_clicked`."""
+    button = QPushButton(text)
+    theme.set_icon(button, icon, color)
+    button.clicked.connect(on_clicked)
+    return button

@@ -22,6 +22,25 @@ LEGEND_COLUMNS = 4
 BOUNDARY_STAGGER = 0.14  # a stage boundary's label sits this much lower than the one before (no overprint)
 
 
+def theme_chart(chart: pg.PlotWidget, t: theme.Theme, title: str, note: pg.TextItem, note_text: str,
+                legend: pg.LegendItem | None) -> None:
+    """A chart's colours from the theme: background, axes, title, its empty-chart note and legend."""
+    item = chart.getPlotItem()
+    if item is None:  # closed: pyqtgraph drops its plot item, the theme signal may still come
+        return
+    chart.setBackground(t.base)
+    for axis in ("left", "bottom"):
+        ax = item.getAxis(axis)
+        ax.setPen(pg.mkPen(t.border))
+        ax.setTextPen(pg.mkPen(t.muted))
+    item.setTitle(title, color=t.text, size="10pt")
+    note.setText(note_text, color=t.muted)
+    if legend is not None:
+        legend.setLabelTextColor(t.text)
+        for _, text in legend.items:  # the setter above only colours labels added later
+            text.setText(text.text, color=t.text)
+
+
 class Series:
     """One curve's points; grows by doubling, so appends are amortised O(1)."""
 
@@ -212,20 +231,7 @@ class LivePlot(pg.PlotWidget):
         self.note.setPos(rect.center())
 
     def apply_theme(self, t: theme.Theme) -> None:
-        item = self.getPlotItem()
-        if item is None:  # closed: pyqtgraph drops its plot item, the theme signal may still come
-            return
-        self.setBackground(t.base)
-        for axis in ("left", "bottom"):
-            ax = item.getAxis(axis)
-            ax.setPen(pg.mkPen(t.border))
-            ax.setTextPen(pg.mkPen(t.muted))
-        item.setTitle(self.title, color=t.text, size="10pt")
-        self.note.setText(self._empty_note, color=t.muted)
-        if self.legend is not None:
-            self.legend.setLabelTextColor(t.text)
-            for _, text in self.legend.items:  # the setter above only colours labels added later
-                text.setText(text.text, color=t.text)
+        theme_chart(self, t, self.title, self.note, self._empty_note, self.legend)
 
 
 

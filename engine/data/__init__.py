@@ -22,7 +22,7 @@ from engine.data import arithmetic, countdown, word_problems
 from engine.data.base import EVAL_EVERY, DataError, check_split, row_id, split_of
 from engine.data.countdown import verify_countdown
 
-__all__ = ["TASKS", "TASK_INFO", "DataError", "load_examples", "split_of", "verify_countdown"]
+__all__ = ["TASKS", "TASK_INFO", "TASK_LEVELS", "DataError", "load_examples", "split_of", "verify_countdown"]
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +44,10 @@ TASKS: dict[str, Callable[[random.Random, int], dict]] = {
     **{name: gen for name, (gen, _, _) in _GENERATORS.items()},
     "mixed": _mixed,
 }
+
+# difficulty levels each task has; the mix offers those every task has
+TASK_LEVELS: dict[str, tuple[int, ...]] = {name: levels for name, (_, levels, _) in _GENERATORS.items()}
+TASK_LEVELS["mixed"] = tuple(sorted(set.intersection(*(set(v) for v in TASK_LEVELS.values()))))
 
 TASK_INFO: dict[str, str] = {
     "arithmetic": "Arithmetic expressions, from 3 + 5 to four steps with exact division; integer answers.",

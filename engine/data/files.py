@@ -9,6 +9,7 @@ marks, zero-width spaces) are dropped. Each role (question, answer, ...) needs i
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections import Counter
@@ -23,6 +24,8 @@ from engine.rewards.parsing import strip_format_chars
 
 MAX_FIELD_CHARS = 20_000
 MAX_ANSWER_CHARS = 200
+SAMPLE_ROWS = 20  # raw records a report keeps, for a preview of the file
+SAMPLE_CHARS = 300  # a preview cell's text is clipped to this
 _CALCULATOR = re.compile(r"<<[^<>]*>>")  # GSM8K's "<<48/2=24>>" annotations
 _FRAC = re.compile(r"^(-?)\\d?frac\{(-?\d+)\}\{(\d+)\}$")
 _NUMBER = re.compile(r"-?\d{1,3}(,\d{3})+(\.\d+)?|-?\d+\.0+")
@@ -44,6 +47,7 @@ class Report:
     columns_found: list[str] = field(default_factory=list)
     fatal: str | None = None
     row_label: str = "row"
+    sample: list[tuple[int, dict]] = field(default_factory=list)  # the first SAMPLE_ROWS records read: (number, record)
 
     @property
     def ok(self) -> bool:
@@ -71,6 +75,27 @@ class Report:
             shown = ", ".join(self.columns_found[:30]) + (", ..." if len(self.columns_found) > 30 else "")
             lines.append(f"Columns found: {shown}")
         return "\n".join(lines)
+
+    def as_dict(self, max_problems: int = 10) -> dict[str, Any]:
+        """The report as plain JSON values (`ponder data check --json`): counts, the first problems,
+        the columns found and a preview of the first rows read as text, clipped to SAMPLE_CHARS, with
+        their numbers (by `row_label`; rows that could not be read are among the problems instead)."""
+        columns = list(self.columns_found)
+        for _, record in self.sample:
+            columns += [str(k) for k in record if str(k) not in columns]
+        return {"path": self.path, "ok": self.ok, "fatal": self.fatal, "total_rows": self.total_rows,
+                "kept": len(self.kept), "dropped": len(self.dropped), "row_label": self.row_label,
+                "problems": [[number, reason] for number, reason in sorted(self.dropped)[:max_problems]],
+                "columns": columns,
+                "preview": [[_cell(record.get(c, "")) for c in columns] for _, record in self.sample],
+                "preview_numbers": [number for number, _ in self.sample],
+                "text": self.format(max_problems)}
+
+
+def _cell(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+    text = text.encode("utf-8", "backslashreplace").decode("utf-8")  # a lone surrogate shows as \ud800
+    return text if len(text) <= SAMPLE_CHARS else text[: SAMPLE_CHARS - 1] + "…"
 
 
 def _reason_kind(reason: str) -> str:
@@ -230,6 +255,8 @@ def validate_file(
                 continue
             if schema is None:
                 seen_keys |= dict.fromkeys(str(k) for k in record)
+            if len(report.sample) < SAMPLE_ROWS:
+                report.sample.append((number, record))
             try:
                 row = _to_row(record, columns, max_field_chars)
             except _Drop as drop:

@@ -82,8 +82,9 @@ class Records:
         return self._insert("artifacts", {"run_id": run_id, "stage": stage, "kind": kind, "path": str(path),
                                           "meta": json.dumps(dict(meta or {})), "created": time.time()})
 
-    def artifacts(self, run_id: int, kind: str | None = None) -> list[dict[str, Any]]:
-        where, args = "run_id = ?", [run_id]
+    def artifacts(self, run_id: int | None, kind: str | None = None) -> list[dict[str, Any]]:
+        """A run's artifacts, oldest first; every run's (one query) with run_id None."""
+        where, args = ("run_id = ?", [run_id]) if run_id is not None else ("1", [])
         if kind:
             where, args = where + " AND kind = ?", args + [kind]
         return [_decode(r) for r in list(self.db["artifacts"].rows_where(where, args, order_by="id"))]

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import time
 
+from PySide6.QtCore import Qt
+
 from tests.desktop.conftest import add_step, register_running
 
 
@@ -33,16 +35,17 @@ def test_stored_results_show_side_by_side(window, qtbot):
     window.show_page("compare")
     page = window.compare
     page.show_evaluation(eval_id)
-    assert page.pairs.rowCount() == 2 and page.pairs.columnCount() == 3
-    assert page.pairs.item(0, 1).text().startswith("✗") and page.pairs.item(0, 2).text().startswith("✓")
+    pairs = page.pairs.model()
+    assert pairs.rowCount() == 2 and pairs.columnCount() == 3
+    assert pairs.index(0, 1).data().startswith("✗") and pairs.index(0, 2).data().startswith("✓")
     assert page.summary.item(0, 1).text() == "50.0%" and page.summary.item(0, 2).text() == "100.0%"
     names = [page.summary.item(r, 0).text() for r in range(page.summary.rowCount())]
     assert "Tokens saved, trained vs. base" in names  # columns say what they are, never A and B
     assert page.summary.item(names.index("Tokens saved, trained vs. base"), 2).text() == "+65.5%"
     headers = [page.summary.horizontalHeaderItem(c).text() for c in range(1, 3)]
     assert headers == ["base", "trained"]
-    assert [page.pairs.horizontalHeaderItem(c).text() for c in range(1, 3)] == ["base", "trained"]
-    page.pairs.setCurrentCell(0, 0)
+    assert [pairs.headerData(c, Qt.Orientation.Horizontal) for c in range(1, 3)] == ["base", "trained"]
+    page.pairs.setCurrentIndex(pairs.index(0, 0))
     assert "BASE-THOUGHT" in page.left_text.toPlainText()
     assert "TRAINED-THOUGHT" in page.right_text.toPlainText()
     assert not page.progress.isVisible()
@@ -76,6 +79,6 @@ def test_a_real_comparison_of_two_tiny_models(window, qtbot):
                     timeout=120_000)
     ev = window.store.get_evaluation(eval_id)
     assert ev["status"] == "succeeded", ev.get("error")
-    qtbot.waitUntil(lambda: page.pairs.rowCount() == 3 and page.summary.columnCount() == 3, timeout=5000)
+    qtbot.waitUntil(lambda: page.pairs.model().rowCount() == 3 and page.summary.columnCount() == 3, timeout=5000)
     assert page.start_button.isEnabled()
     assert not window.banner.isVisible()

@@ -18,8 +18,9 @@ def test_importing_the_app_loads_no_ml_stack():
 
 
 def test_helper_processes_do_not_import_qt():
-    """supervise and datacheck run as separate processes and must start fast: no Qt."""
-    code = ("import sys; import desktop.supervise, desktop.datacheck; "
+    """supervise and `ponder data check` (the file preview) run as separate processes and must start
+    fast: no Qt."""
+    code = ("import sys; import desktop.supervise, desktop.entry, engine.cli, engine.data.files; "
             "bad = [m for m in sys.modules if m.startswith(('PySide6', 'pyqtgraph', 'torch'))]; "
             "print(bad); sys.exit(1 if bad else 0)")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)

@@ -233,12 +233,13 @@ def test_a_data_file_is_previewed_mapped_and_checked(page, qtbot, tmp_path):
 
 def test_an_unreadable_data_file_is_marked(page, qtbot, tmp_path):
     path = tmp_path / "broken.jsonl"
-    path.write_text('{"question": "a", "answer": 1}\n{not json\n')
+    path.write_text('{not json\n{"question": "a", "answer": 1\n')
     page.data.file_radio.setChecked(True)
     page.data.path_edit.setText(str(path))
     qtbot.waitUntil(lambda: page.data.check_result is not None and not page.data.checking(), timeout=30000)
     page.validate()
-    assert "could not read" in page.data.file_fields["data.source"].error.text()
+    error = page.data.file_fields["data.source"].error.text()
+    assert "broken.jsonl cannot be used" in error and "line 1: invalid JSON" in error, error
     assert not page.start_button.isEnabled()
 
 
