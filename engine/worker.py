@@ -1,8 +1,11 @@
 """The worker process: `python -m engine.worker RUN_DIR [--store DB] [--resume]`.
 
 Reads RUN_DIR/spec.toml, runs the spec's stages in order and records everything in the
-run store. It catches at the top: any error is recorded on the run (type, message,
-traceback) and the process exits non-zero. Exit codes: 0 succeeded, 3 stopped, 1 failed, 4 refused
+run store. Each stage runs in a child process of its own (multiprocessing, spawn) that reports to
+the same store, so what a stage loaded (models, optimizer, caches) is gone when it ends: a pipeline
+costs no more memory than its heaviest stage. The child dies with the worker (SIGTERM or SIGKILL to
+the worker ends the stage too). The worker catches at the top: any error, a stage's included, is
+recorded on the run (type, message, traceback) and the process exits non-zero. Exit codes: 0 succeeded, 3 stopped, 1 failed, 4 refused
 (another live worker runs the run, or a fresh start of a run that ran before; nothing is written then).
 """
 
@@ -138,7 +141,7 @@ def run_worker(run_dir: Path, store: RunStore, resume: bool = False) -> int:
                 continue
             if main:
                 store.set_stage(run_id, stage, status="running", started=time.time(), finished=None)
-            status = _stage_module(stage).run(ctx)
+            status = run_stage(ctx, stage)
             if main:
                 store.set_stage(run_id, stage, status=status, finished=time.time())
             if status == "skipped":
@@ -150,8 +153,10 @@ def run_worker(run_dir: Path, store: RunStore, resume: bool = False) -> int:
         ctx.event("info", f"run {status}")
         return EXIT_OK if status == "succeeded" else EXIT_STOPPED
     except BaseException as exc:  # noqa: BLE001 - the top of the worker: record everything
-        message = _describe(exc)
-        detail = "".join(traceback.format_exception(exc))
+        if isinstance(exc, StageError):  # said and traced in the stage's own process
+            message, detail = exc.message, exc.detail
+        else:
+            message, detail = _describe(exc), "".join(traceback.format_exception(exc))
         log.error("run failed: %s\n%s", message, detail)
         if main:
             store.update_run(run_id, status="failed", error_type=type(exc).__name__, error_message=message,
@@ -160,6 +165,97 @@ def run_worker(run_dir: Path, store: RunStore, resume: bool = False) -> int:
             if stage:
                 store.set_stage(run_id, stage, status="failed", finished=time.time())
         return EXIT_FAILED
+
+
+class StageError(Exception):
+    """A stage failed in its own process: the message the user reads, the error's type and its traceback."""
+
+    def __init__(self, message: str, error_type: str, detail: str):
+        super().__init__(message)
+        self.message, self.error_type, self.detail = message, error_type, detail
+
+
+def run_stage(ctx, stage: str) -> str:
+    """Run one stage in a child process (spawn: a fresh interpreter, no copy of this one) and wait for it.
+
+    ctx.outputs goes in, the stage's status and outputs come back over a pipe; the stage's error comes
+    back as a StageError. A SIGTERM to the worker (raised here as Terminated) or any other error of the
+    wait kills the child before it goes on up.
+    """
+    import multiprocessing
+
+    mp = multiprocessing.get_context("spawn")
+    receive, send = mp.Pipe(duplex=False)
+    child = mp.Process(target=stage_main, name=f"ponder-stage-{stage}",
+                       args=(send, os.getpid(), str(ctx.store.path), ctx.run_id, str(ctx.run_dir), stage,
+                             ctx.resume, dict(ctx.outputs)))
+    child.start()
+    send.close()  # the child holds the only writer: its end (or death) ends the wait with EOF
+    try:
+        try:
+            result = receive.recv()
+        except EOFError:
+            result = None
+        child.join()
+    except BaseException:
+        child.kill()
+        child.join()
+        raise
+    finally:
+        receive.close()
+    if result is None:
+        import signal
+
+        code = child.exitcode
+        how = f"was killed by {signal.Signals(-code).name}" if code is not None and code < 0 else \
+            f"exited with status {code}"
+        message = (f"the {stage} stage's process {how} before it finished (out of memory? the system's "
+                   "log says); resume the run to continue from its last checkpoint")
+        raise StageError(message, "StageDied", message)
+    if "error" in result:
+        raise StageError(result["error"], result["error_type"], result["traceback"])
+    ctx.outputs.update(result["outputs"])
+    return result["status"]
+
+
+def stage_main(send, worker_pid: int, store_path: str, run_id: int, run_dir: str, stage: str, resume: bool,
+               outputs: dict) -> None:
+    """The stage's process: run `stage` on the run and send {"status", "outputs"} or the error back."""
+    _die_with(worker_pid)
+    import signal
+
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        stream=sys.stderr, force=True)  # stderr is the worker's: RUN_DIR/worker.log
+    try:
+        from engine.models import choose_placement
+        from engine.stages import StageContext
+
+        with RunStore(Path(store_path)) as store:
+            spec = load_spec(Path(run_dir) / "spec.toml")
+            ctx = StageContext(store=store, run_id=run_id, run_dir=Path(run_dir), spec=spec, resume=resume,
+                               placement=choose_placement(spec.model.device, spec.model.dtype),
+                               outputs=dict(outputs))
+            status = _stage_module(stage).run(ctx)
+        result = {"status": status, "outputs": ctx.outputs}
+    except BaseException as exc:  # noqa: BLE001 - the top of the stage's process: the worker records it
+        result = {"error": _describe(exc), "error_type": type(exc).__name__,
+                  "traceback": "".join(traceback.format_exception(exc))}
+    send.send(result)
+    send.close()
+
+
+def _die_with(worker_pid: int) -> None:
+    """The kernel kills this process when the worker dies (Linux: prctl PR_SET_PDEATHSIG), however it dies."""
+    import signal
+
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, int(signal.SIGKILL), 0, 0, 0)
+    if os.getppid() != worker_pid:  # the worker died before the line above took effect
+        os._exit(EXIT_FAILED)
 
 
 def restore_outputs(ctx) -> None:

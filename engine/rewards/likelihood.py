@@ -48,27 +48,24 @@ class ReferenceLikelihood:
         return out
 
     def _score(self, contexts: list[str], targets: list[str], torch) -> list[float | None]:
+        from trl.trainer.utils import selective_log_softmax
+
         tok = self.tokenizer
         ctx_ids = [tok(c, add_special_tokens=False)["input_ids"] for c in contexts]
         tgt_ids = [tok(t, add_special_tokens=False)["input_ids"] for t in targets]
-        width = max(len(c) + len(t) for c, t in zip(ctx_ids, tgt_ids, strict=True))
-        pad = tok.pad_token_id or 0
-        ids = torch.full((len(contexts), width), pad, dtype=torch.long)
-        mask = torch.zeros_like(ids)
-        for row, (c, t) in enumerate(zip(ctx_ids, tgt_ids, strict=True)):
-            seq = c + t
-            ids[row, : len(seq)] = torch.tensor(seq)
-            mask[row, : len(seq)] = 1
+        # right padding: every row's positions start at 0, as in an unpadded forward pass
+        enc = tok.pad({"input_ids": [c + t for c, t in zip(ctx_ids, tgt_ids, strict=True)]}, padding=True,
+                      padding_side="right", return_tensors="pt")
         device = next(self.model.parameters()).device
+        ids, mask = enc["input_ids"].to(device), enc["attention_mask"].to(device)
         with torch.no_grad():
-            logits = self.model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.float()
-        logps = torch.log_softmax(logits[:, :-1], dim=-1)  # (B, T-1, V): position t predicts token t+1
+            logits = self.model(input_ids=ids, attention_mask=mask).logits  # (B, T, V)
+            # position t predicts token t+1; one log-probability per position, not a (B, T, V) log-softmax
+            logps = selective_log_softmax(logits[:, :-1], ids[:, 1:]).float()  # (B, T-1)
         out: list[float | None] = []
         for row, (c, t) in enumerate(zip(ctx_ids, tgt_ids, strict=True)):
             if not t:
                 out.append(None)
                 continue
-            positions = torch.arange(len(c) - 1, len(c) + len(t) - 1, device=logps.device)
-            token_logps = logps[row, positions, torch.tensor(t, device=logps.device)]
-            out.append(math.exp(float(token_logps.mean())))
+            out.append(math.exp(float(logps[row, len(c) - 1: len(c) + len(t) - 1].mean())))
         return out

@@ -90,6 +90,64 @@ def last_checkpoint(folder: Path) -> Path | None:
     return max(steps)[1] if steps else None
 
 
+def resume_point(ctx: StageContext, stage: str, out_dir: Path) -> Path | None:
+    """The checkpoint a training stage continues from (on resume, its newest complete one), or None.
+
+    Either way the store keeps nothing of an earlier attempt past that point: its metrics and traces
+    after the checkpoint's step (all of them, step 0 too, on a start from scratch) are dropped, as
+    those steps are trained again.
+    """
+    resume_from = last_checkpoint(out_dir) if ctx.resume else None
+    done = int(resume_from.name.rsplit("-", 1)[-1]) if resume_from is not None else -1
+    if is_main_process():
+        ctx.store.forget_after(ctx.run_id, stage, done)
+    if resume_from is not None:
+        ctx.event("info", f"{stage}: resuming from {resume_from.name} (step {done})", stage, done)
+    return resume_from
+
+
+def lora_for(ctx: StageContext, model, task_type: str = "CAUSAL_LM"):
+    """The LoRA config a trainer puts on `model` (None when LoRA is off); a target module the model
+    lacks is named."""
+    from engine.models import lora_config, missing_lora_targets
+
+    lora = ctx.spec.model.lora
+    if not lora.enabled:
+        return None
+    missing = missing_lora_targets(model, lora.target_modules)
+    if missing:
+        raise StageFailed(f"model.lora.target_modules: the model has no modules named {', '.join(missing)}.")
+    return lora_config(lora, task_type=task_type)
+
+
+def load_policy(ctx: StageContext, adapter: Path | None = None):
+    """(model, tokenizer, peft_config): the run's model with `adapter` (an earlier stage's) on top and
+    trainable, or the base model and the LoRA config the trainer adds (None with LoRA off)."""
+    from engine.models import load_model
+
+    model, tokenizer, _ = load_model(ctx.spec.model, placement=ctx.placement, adapter=adapter,
+                                     trainable=adapter is not None)
+    return model, tokenizer, (lora_for(ctx, model) if adapter is None else None)
+
+
+def train(trainer, resume_from: Path | None) -> None:
+    trainer.train(resume_from_checkpoint=str(resume_from) if resume_from is not None else None)
+
+
+def save_output(ctx: StageContext, stage: str, trainer, tokenizer, folder: Path, kind: str,
+                meta: dict[str, Any] | None = None, files: dict[str, str] | None = None) -> Path:
+    """The trained model (an adapter, or a model with LoRA off) and its tokenizer in `folder`, more
+    `files` (name -> text) beside them, registered as the stage's `kind` artifact with `meta`."""
+    trainer.save_model(str(folder))  # the Trainer writes from the main process only
+    if is_main_process():
+        tokenizer.save_pretrained(str(folder))
+        for name, text in (files or {}).items():
+            (folder / name).write_text(text)
+        ctx.store.add_artifact(ctx.run_id, kind, folder,
+                               {"step": trainer.state.global_step, "stage": stage, **(meta or {})}, stage=stage)
+    return folder
+
+
 def trainer_device_args(ctx: StageContext) -> dict[str, Any]:
     """TrainingArguments that follow the chosen placement (TRL defaults to bf16, which is slow or refused on CPU)."""
     p = ctx.placement

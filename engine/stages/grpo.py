@@ -1,6 +1,6 @@
 """GRPO with LoRA on TRL's GRPOTrainer: rewards from the spec's preset, every step reported to the store.
 
-Reads top to bottom: data, model, rewards, trainer config, resume, train, save.
+Reads top to bottom: model, data, rewards, resume point, trainer config, train, save.
 """
 
 from __future__ import annotations
@@ -14,7 +14,10 @@ from engine.stages import (
     StopOnRequest,
     StoreReporter,
     is_main_process,
-    last_checkpoint,
+    load_policy,
+    resume_point,
+    save_output,
+    train,
     trainer_device_args,
 )
 
@@ -53,27 +56,19 @@ def run(ctx: StageContext) -> str:
     """Train; returns the stage's end status: "succeeded" or "stopped"."""
     from trl import GRPOConfig, GRPOTrainer
 
-    from engine.models import load_model, lora_config, missing_lora_targets
     from engine.traces import TraceRecorder
 
     spec, g = ctx.spec, ctx.spec.grpo
 
     # ---- model (the prefer or SFT stage's adapter, if one ran, is the starting point) ------------
     start_adapter = ctx.outputs.get("prefer_adapter") or ctx.outputs.get("sft_adapter")
-    model, tokenizer, _ = load_model(spec.model, placement=ctx.placement, adapter=start_adapter,
-                                     trainable=start_adapter is not None)
-    peft_config = None
-    if spec.model.lora.enabled and start_adapter is None:
-        missing = missing_lora_targets(model, spec.model.lora.target_modules)
-        if missing:
-            raise StageFailed(f"model.lora.target_modules: the model has no modules named {', '.join(missing)}.")
-        peft_config = lora_config(spec.model.lora)
+    model, tokenizer, peft_config = load_policy(ctx, start_adapter)
 
     # ---- data and rewards ------------------------------------------------------------------------
     train_dataset = build_dataset(ctx, tokenizer)
     extra = {}
     if ctx.outputs.get("judge_path"):
-        from engine.stages.judge import judge_reward
+        from engine.rewards.judge import judge_reward
 
         extra["judge"] = judge_reward(ctx.outputs["judge_path"], ctx.placement)
     likelihood = None
@@ -88,8 +83,11 @@ def run(ctx: StageContext) -> str:
     ctx.event("info", f"grpo: {len(train_dataset)} prompts; rewards " +
               ", ".join(f"{n} x{w:g}" for n, w in weights.items()), STAGE)
 
-    # ---- trainer ---------------------------------------------------------------------------------
+    # ---- resume point --------------------------------------------------------------------------
     out_dir = ctx.checkpoint_dir(STAGE)
+    resume_from = resume_point(ctx, STAGE, out_dir)
+
+    # ---- trainer ---------------------------------------------------------------------------------
     config = GRPOConfig(
         output_dir=str(out_dir), max_steps=g.max_steps, learning_rate=g.learning_rate,
         per_device_train_batch_size=g.batch_size, num_generations=g.num_generations,
@@ -120,29 +118,13 @@ def run(ctx: StageContext) -> str:
     if likelihood is not None:
         likelihood.model = trainer.model  # the policy scores the reference answer after its own reasoning
 
-    # ---- resume from the last checkpoint ---------------------------------------------------------
-    resume_from = last_checkpoint(out_dir) if ctx.resume else None
-    if ctx.resume and resume_from is None and is_main_process():
-        ctx.store.forget_after(ctx.run_id, STAGE, -1)  # killed before its first checkpoint: start over
-    if resume_from is not None:
-        done = int(resume_from.name.rsplit("-", 1)[-1])
-        if is_main_process():
-            ctx.store.forget_after(ctx.run_id, STAGE, done)  # those steps are redone
-        ctx.event("info", f"grpo: resuming from {resume_from.name} (step {done})", STAGE, done)
-
-    # ---- train -----------------------------------------------------------------------------------
-    trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    # ---- train (from the resume point) ----------------------------------------------------------
+    train(trainer, resume_from)
 
     # ---- save ------------------------------------------------------------------------------------
     if reporter.fatal:
         raise StageFailed(reporter.fatal)
-    status = "stopped" if stopper.stopped else "succeeded"
-    final = ctx.run_dir / "adapter" if status == "succeeded" else last_checkpoint(out_dir)
-    if status == "succeeded":
-        trainer.save_model(str(final))  # the Trainer writes from the main process only
-        if is_main_process():
-            tokenizer.save_pretrained(str(final))
-            ctx.store.add_artifact(ctx.run_id, "adapter", final, {"step": trainer.state.global_step,
-                                                                  "stage": STAGE}, stage=STAGE)
-    ctx.outputs["grpo_adapter"] = final
-    return status
+    if stopper.stopped:
+        return "stopped"  # the checkpoint of the stop was registered as it was saved
+    ctx.outputs["grpo_adapter"] = save_output(ctx, STAGE, trainer, tokenizer, ctx.run_dir / "adapter", "adapter")
+    return "succeeded"

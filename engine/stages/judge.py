@@ -1,12 +1,12 @@
-"""The judge reward model (SketchJudge) on TRL's RewardTrainer, and the `judge` reward GRPO pays with it.
+"""The judge reward model (SketchJudge) on TRL's RewardTrainer; GRPO pays with it (engine/rewards/judge.py).
 
-Reads top to bottom: preference pairs, model, trainer config, resume, train, save, held-out
-pairwise accuracy. The judge is a sequence-classification model (one score; LoRA on the base
+Reads top to bottom: preference pairs, model, resume point, trainer config, train, held-out
+pairwise accuracy, save. The judge is a sequence-classification model (one score; LoRA on the base
 with task_type SEQ_CLS, so the score head trains too) that prefers
 
     correct sketch  >  correct verbose (the long trace)  >  wrong (a trace whose answer was changed)
 
-What the judge reads (`judge_text`, the same function at training and at scoring time):
+What the judge reads (`judge_text` in engine/rewards/judge.py, the same at training and at scoring time):
 
     f"{question}\\n{think}{eos}"
 
@@ -24,37 +24,31 @@ pairs come from the eval split, made the same way.
 
 from __future__ import annotations
 
-import gc
 import itertools
 import json
 import logging
 import random
 import re
-from pathlib import Path
-from typing import Any
 
+from engine.rewards.judge import META_FILE, judge_text, score_texts, seq_cls_model
 from engine.stages import (
     StageContext,
     StageFailed,
     StopOnRequest,
     StoreReporter,
     is_main_process,
-    last_checkpoint,
+    lora_for,
+    resume_point,
+    save_output,
+    train,
     trainer_device_args,
 )
 
 log = logging.getLogger(__name__)
 STAGE = "judge"
 JUDGE_DIR = "judge"
-META_FILE = "judge.json"
 PAIR_KINDS = ("sketch_vs_verbose", "sketch_vs_wrong", "verbose_vs_wrong")
-SCORE_BATCH = 16  # texts per judge forward pass
 _DECIMAL = re.compile(r"-?\d+(?:\.\d+)?")
-
-
-def judge_text(question: str, think: str, eos_token: str | None = "") -> str:
-    """The exact text the judge reads: `f"{question}\\n{think}{eos_token}"` (see the module docstring)."""
-    return f"{question.strip()}\n{think.strip()}{eos_token or ''}"
 
 
 # ---- preference pairs ------------------------------------------------------------------------------
@@ -117,24 +111,6 @@ def build_dataset(pairs: list[dict], eos_token: str):
     })
 
 
-# ---- scoring: the same path for the held-out accuracy and for the GRPO reward ------------------------
-
-def score_texts(model, tokenizer, texts: list[str], device: str, max_length: int | None = None,
-                batch_size: int = SCORE_BATCH) -> list[float]:
-    """The judge's score of each text (the score head's one logit), batched, without gradients."""
-    import torch
-
-    model.eval()
-    scores: list[float] = []
-    with torch.inference_mode():
-        for start in range(0, len(texts), batch_size):
-            enc = tokenizer(texts[start:start + batch_size], return_tensors="pt", padding=True,
-                            truncation=max_length is not None, max_length=max_length).to(device)
-            logits = model(**enc).logits  # (B, 1): the score at the last non-pad token
-            scores += logits[:, 0].float().tolist()  # .tolist() is a device-host sync point
-    return scores
-
-
 def pairwise_accuracy(model, tokenizer, pairs: list[dict], device: str,
                       max_length: int | None = None) -> dict[str, float]:
     """Share of pairs with score(chosen) > score(rejected): "all" and per kind present."""
@@ -150,106 +126,6 @@ def pairwise_accuracy(model, tokenizer, pairs: list[dict], device: str,
         if mine:
             out[kind] = sum(mine) / len(mine)
     return out
-
-
-def _seq_cls_model(folder: Path, placement, trust_remote_code: bool):
-    from transformers import AutoModelForSequenceClassification
-
-    from engine.models import ModelError
-
-    try:  # a causal-LM checkpoint: the score head is new (random) and lm_head is unused; both are expected
-        return AutoModelForSequenceClassification.from_pretrained(folder, num_labels=1, dtype=placement.dtype,
-                                                                  trust_remote_code=trust_remote_code)
-    except Exception as exc:
-        raise ModelError(f"could not load {folder} as a sequence classifier for the judge: "
-                         f"{type(exc).__name__}: {exc}") from exc
-
-
-def load_judge(path: str | Path, placement) -> tuple[Any, Any, dict]:
-    """(model, tokenizer, meta) of a saved judge: a LoRA adapter (and score head) on its base, or a model."""
-    from engine.models import load_tokenizer, resolve_source
-
-    path = Path(path)
-    meta = json.loads((path / META_FILE).read_text())
-    trust = bool(meta.get("trust_remote_code", False))
-    tokenizer = load_tokenizer(path, trust)
-    if (path / "adapter_config.json").is_file():
-        from peft import PeftModel
-
-        base = _seq_cls_model(resolve_source(meta["source"]), placement, trust)
-        base.config.pad_token_id = tokenizer.pad_token_id
-        model = PeftModel.from_pretrained(base, str(path))
-    else:
-        model = _seq_cls_model(path, placement, trust)
-    model.config.pad_token_id = tokenizer.pad_token_id  # the score is read at the last non-pad token
-    model.to(placement.device).eval()
-    return model, tokenizer, meta
-
-
-class JudgeReward:
-    """`judge` reward: the judge's score of the thinking, normalised per prompt group, paid only when correct.
-
-    For the completions of one prompt (`prompt_id` column) whose answer is correct
-    (`is_correct(parse_response(completion, prefix).answer, answer)`), with s_i the judge's score
-    of `judge_text(question, think_i, eos)`:
-
-        r_i = (s_i - min_j s_j) / (max_j s_j - min_j s_j)     (0.5 when all s_j are equal, or one is correct)
-
-    min and max run over the group's correct completions; a wrong answer gets 0 and is not
-    scored at all (saving the judge's forward pass); a row without a reference answer gets None.
-    So style never beats correctness: a wrong answer earns 0 however it reads, never more than a right one.
-
-    Source: SketchThinker-R1 (SketchJudge): a reward model that rates the thinking text as
-    sketch-like, used as a small style term (weight 0.1) beside accuracy and format, paid only
-    with a correct answer. REWARDS.md ("judge").
-
-    Picklable: the judge is loaded on the first call (once) and not pickled.
-    """
-
-    def __init__(self, path: str | Path, placement, batch_size: int = SCORE_BATCH):
-        self.__name__ = "judge"
-        self.path, self.placement, self.batch_size = Path(path), placement, batch_size
-        self._loaded: tuple[Any, Any, dict] | None = None
-
-    def __getstate__(self) -> dict:
-        return {**self.__dict__, "_loaded": None}
-
-    def _judge(self) -> tuple[Any, Any, dict]:
-        if self._loaded is None:
-            self._loaded = load_judge(self.path, self.placement)
-        return self._loaded
-
-    def __call__(self, prompts, completions, **kwargs) -> list[float | None]:
-        from engine.rewards.components import column, correctness, group_indices, parse_batch
-
-        n = len(completions)
-        if kwargs.get("question") is None:
-            raise ValueError("the judge reward reads the question and needs the dataset column 'question'")
-        parsed = parse_batch(completions, kwargs)
-        right = correctness(parsed, kwargs)
-        questions = column(kwargs, "question", n)
-        out: list[float | None] = [None if r is None else 0.0 for r in right]
-        paid = [i for i in range(n) if right[i]]
-        if not paid:
-            return out
-        model, tokenizer, meta = self._judge()
-        texts = [judge_text(str(questions[i]), parsed[i].think or "", tokenizer.eos_token) for i in paid]
-        scored = score_texts(model, tokenizer, texts, self.placement.device, meta.get("max_length"),
-                             self.batch_size)
-        scores = dict(zip(paid, scored, strict=True))
-        for group in group_indices(prompts, kwargs):
-            members = [i for i in group if i in scores]
-            if not members:
-                continue
-            lo, hi = min(scores[i] for i in members), max(scores[i] for i in members)
-            for i in members:
-                out[i] = 0.5 if hi == lo else (scores[i] - lo) / (hi - lo)
-        return out
-
-
-def judge_reward(path: str | Path, placement) -> JudgeReward:
-    """The `judge` reward component for GRPO from a judge saved by this stage (see JudgeReward)."""
-    return JudgeReward(path, placement)
 
 
 # ---- the stage ------------------------------------------------------------------------------------
@@ -268,13 +144,7 @@ def run(ctx: StageContext) -> str:
     from trl import RewardConfig, RewardTrainer
 
     from engine.data import load_examples
-    from engine.models import (
-        check_model_folder,
-        load_tokenizer,
-        lora_config,
-        missing_lora_targets,
-        resolve_source,
-    )
+    from engine.models import check_model_folder, load_tokenizer, resolve_source
 
     spec, j = ctx.spec, ctx.spec.judge
 
@@ -303,23 +173,20 @@ def run(ctx: StageContext) -> str:
     check_model_folder(folder, spec.model.trust_remote_code)
     tokenizer = load_tokenizer(folder, spec.model.trust_remote_code)
     set_seed(spec.seed)  # the score head starts random: the same run gives the same judge
-    model = _seq_cls_model(folder, ctx.placement, spec.model.trust_remote_code)
+    model = seq_cls_model(folder, ctx.placement, spec.model.trust_remote_code)
     model.config.pad_token_id = tokenizer.pad_token_id  # the score is read at the last non-pad token
     model.to(ctx.placement.device)
-    peft_config = None
-    if spec.model.lora.enabled:
-        missing = missing_lora_targets(model, spec.model.lora.target_modules)
-        if missing:
-            raise StageFailed("model.lora.target_modules: the model has no modules named "
-                              f"{', '.join(missing)}.")
-        peft_config = lora_config(spec.model.lora, task_type="SEQ_CLS")
+    peft_config = lora_for(ctx, model, task_type="SEQ_CLS")
+    out_dir = ctx.checkpoint_dir(STAGE)
+    resume_from = resume_point(ctx, STAGE, out_dir)
 
     # ---- trainer ---------------------------------------------------------------------------------
-    out_dir = ctx.checkpoint_dir(STAGE)
     config = RewardConfig(
         output_dir=str(out_dir), max_steps=j.max_steps, learning_rate=j.learning_rate,
         per_device_train_batch_size=j.batch_size, max_length=j.max_length,
-        activation_checkpointing=False, save_strategy="steps", save_steps=j.save_steps,
+        # recompute activations in the backward pass: without it a step of 8 pairs (16 sequences of up to
+        # max_length tokens, 30 layers) holds ~5 GB of activations on the bundled model, 4x the model
+        activation_checkpointing=True, save_strategy="steps", save_steps=j.save_steps,
         **trainer_device_args(ctx),
     )
     stopper = StopOnRequest(ctx.store, ctx.run_id)
@@ -335,22 +202,15 @@ def run(ctx: StageContext) -> str:
         ctx.event("warning", f"judge: {dropped} of {len(train_pairs)} pairs left out: longer than "
                              f"judge.max_length ({j.max_length} tokens)", STAGE)
 
-    # ---- resume from the last checkpoint ---------------------------------------------------------
-    resume_from = last_checkpoint(out_dir) if ctx.resume else None
-    if resume_from is not None:
-        done = int(resume_from.name.rsplit("-", 1)[-1])
-        if is_main_process():
-            ctx.store.forget_after(ctx.run_id, STAGE, done)  # those steps are redone
-        ctx.event("info", f"judge: resuming from {resume_from.name} (step {done})", STAGE, done)
-
-    # ---- train -----------------------------------------------------------------------------------
-    trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
-    status = "stopped" if stopper.stopped else "succeeded"
+    # ---- train (from the resume point) ----------------------------------------------------------
+    train(trainer, resume_from)
+    if stopper.stopped:
+        return "stopped"  # the checkpoint of the stop was registered as it was saved
     step = trainer.state.global_step
 
     # ---- held-out pairwise accuracy --------------------------------------------------------------
     accuracy: dict[str, float] = {}
-    if status == "succeeded" and eval_pairs:
+    if eval_pairs:
         accuracy = pairwise_accuracy(trainer.model, tokenizer, eval_pairs, ctx.placement.device, j.max_length)
         by_kind = ", ".join(f"{k.replace('_', ' ')} {accuracy[k]:.0%}" for k in PAIR_KINDS if k in accuracy)
         ctx.event("info", f"judge: pairwise accuracy {accuracy['all']:.0%} on {len(eval_pairs)} held-out "
@@ -359,30 +219,19 @@ def run(ctx: StageContext) -> str:
             ctx.store.add_metrics(ctx.run_id, STAGE, step, {
                 "judge/pairwise_accuracy": accuracy["all"],
                 **{f"judge/pairwise_accuracy/{k}": v for k, v in accuracy.items() if k != "all"}})
-    elif status == "succeeded":
+    else:
         ctx.event("warning", "judge: no held-out pairs (judge.eval_pairs = 0 or no usable eval rows): "
                              "its pairwise accuracy is unknown", STAGE, step)
 
-    # ---- save ------------------------------------------------------------------------------------
-    final = ctx.run_dir / JUDGE_DIR if status == "succeeded" else last_checkpoint(out_dir)
-    pairwise = accuracy.get("all") if accuracy else None
-    if status == "succeeded":
-        trainer.save_model(str(final))  # the LoRA adapter with the score head (modules_to_save), or a model
-        if is_main_process():
-            tokenizer.save_pretrained(str(final))
-    if status == "succeeded" and is_main_process():
-        (final / META_FILE).write_text(json.dumps({
-            "source": spec.model.source, "trust_remote_code": spec.model.trust_remote_code,
-            "max_length": j.max_length, "text": "question + '\\n' + think + eos_token", "step": step,
-            "pairwise_accuracy": pairwise,
-            "pairwise_accuracy_by_kind": {k: v for k, v in accuracy.items() if k != "all"},
-        }, indent=2))
-    if is_main_process() and status == "succeeded":  # checkpoints were registered as they were saved
-        meta = {"pairwise_accuracy": pairwise, "step": step, "stage": STAGE,
-                "pairs": len(trainer.train_dataset), "held_out": len(eval_pairs)}
-        ctx.store.add_artifact(ctx.run_id, "judge", final, meta, stage=STAGE)
-    if status == "succeeded":
-        ctx.outputs["judge_path"] = final  # GRPO builds `judge_reward(judge_path, placement)` from it
-    del trainer, model
-    gc.collect()
-    return status
+    # ---- save: the LoRA adapter with the score head (modules_to_save), or a model, and its meta ---
+    pairwise = accuracy.get("all")
+    by_kind = {k: v for k, v in accuracy.items() if k != "all"}
+    meta_file = json.dumps({
+        "source": spec.model.source, "trust_remote_code": spec.model.trust_remote_code,
+        "max_length": j.max_length, "text": "question + '\\n' + think + eos_token", "step": step,
+        "pairwise_accuracy": pairwise, "pairwise_accuracy_by_kind": by_kind}, indent=2)
+    ctx.outputs["judge_path"] = save_output(  # GRPO builds `judge_reward(judge_path, placement)` from it
+        ctx, STAGE, trainer, tokenizer, ctx.run_dir / JUDGE_DIR, "judge",
+        {"pairwise_accuracy": pairwise, "pairs": len(trainer.train_dataset), "held_out": len(eval_pairs)},
+        files={META_FILE: meta_file})
+    return "succeeded"

@@ -33,7 +33,10 @@ from engine.stages import (
     StopOnRequest,
     StoreReporter,
     is_main_process,
-    last_checkpoint,
+    load_policy,
+    resume_point,
+    save_output,
+    train,
     trainer_device_args,
 )
 
@@ -195,7 +198,6 @@ def run(ctx: StageContext) -> str:
     from trl import SFTConfig, SFTTrainer
 
     from engine.data import load_examples
-    from engine.models import load_model, lora_config, missing_lora_targets
 
     spec, s = ctx.spec, ctx.spec.sft
     if not spec.model.lora.enabled:
@@ -213,15 +215,10 @@ def run(ctx: StageContext) -> str:
                              "built-in task; GRPO starts from the base model.", STAGE)
         return "skipped"
 
-    # ---- model -----------------------------------------------------------------------------------
-    model, tokenizer, _ = load_model(spec.model, placement=ctx.placement)
-    missing = missing_lora_targets(model, spec.model.lora.target_modules)
-    if missing:
-        raise StageFailed(f"model.lora.target_modules: the model has no modules named {', '.join(missing)}.")
+    # ---- model and resume point -----------------------------------------------------------------
+    model, tokenizer, peft_config = load_policy(ctx)
     out_dir = ctx.checkpoint_dir(STAGE)
-    resume_from = last_checkpoint(out_dir) if ctx.resume else None
-    if resume_from is None and is_main_process():
-        ctx.store.forget_after(ctx.run_id, STAGE, -1)  # a restart from scratch redoes step 0 too
+    resume_from = resume_point(ctx, STAGE, out_dir)  # before step 0's metric: a restart redoes it
     reduction = report_reduction(ctx, kept, info, tokenizer) if resume_from is None else None
     train_dataset = build_dataset(kept, tokenizer, s.trace, sft_prompt_mode(spec))
 
@@ -235,7 +232,7 @@ def run(ctx: StageContext) -> str:
     )
     stopper = StopOnRequest(ctx.store, ctx.run_id)
     trainer = SFTTrainer(model=model, args=config, train_dataset=train_dataset, processing_class=tokenizer,
-                         peft_config=lora_config(spec.model.lora),
+                         peft_config=peft_config,
                          callbacks=[stopper, StoreReporter(ctx, STAGE)])
     if len(trainer.train_dataset) < len(train_dataset):
         dropped = len(train_dataset) - len(trainer.train_dataset)
@@ -244,29 +241,15 @@ def run(ctx: StageContext) -> str:
     if len(trainer.train_dataset) == 0:
         raise StageFailed(f"sft.max_length: every prompt is longer than {s.max_length} tokens; raise it.")
 
-    # ---- resume from the last checkpoint ---------------------------------------------------------
-    if resume_from is not None:
-        done = int(resume_from.name.rsplit("-", 1)[-1])
-        if is_main_process():
-            ctx.store.forget_after(ctx.run_id, STAGE, done)  # those steps are redone
-        ctx.event("info", f"sft: resuming from {resume_from.name} (step {done})", STAGE, done)
-
-    # ---- train -----------------------------------------------------------------------------------
-    trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    # ---- train (from the resume point) ----------------------------------------------------------
+    train(trainer, resume_from)
 
     # ---- save ------------------------------------------------------------------------------------
-    status = "stopped" if stopper.stopped else "succeeded"
-    final = ctx.run_dir / ADAPTER_DIR if status == "succeeded" else last_checkpoint(out_dir)
-    if status == "succeeded":
-        trainer.save_model(str(final))
-        if is_main_process():
-            tokenizer.save_pretrained(str(final))
-    if is_main_process() and status == "succeeded":  # checkpoints were registered as they were saved
-        meta = {"step": trainer.state.global_step, "stage": STAGE, "trace": s.trace, "examples": len(kept)}
-        if reduction is not None:
-            meta["token_reduction"] = reduction
-        ctx.store.add_artifact(ctx.run_id, "adapter", final, meta, stage=STAGE)
-    if status == "succeeded":
-        ctx.outputs["sft_adapter"] = final
-    return status
-
+    if stopper.stopped:
+        return "stopped"  # the checkpoint of the stop was registered as it was saved
+    meta = {"trace": s.trace, "examples": len(kept)}
+    if reduction is not None:
+        meta["token_reduction"] = reduction
+    ctx.outputs["sft_adapter"] = save_output(ctx, STAGE, trainer, tokenizer, ctx.run_dir / ADAPTER_DIR,
+                                             "adapter", meta)
+    return "succeeded"

@@ -77,6 +77,7 @@ def test_judge_trains_reports_accuracy_and_loads_back(store, tmp_path):
     from safetensors.torch import load_file
 
     from engine.data import load_examples
+    from engine.rewards.judge import judge_reward, load_judge
     from engine.stages import judge
 
     ctx = _context(store, tmp_path)
@@ -97,14 +98,14 @@ def test_judge_trains_reports_accuracy_and_loads_back(store, tmp_path):
     assert any("pairwise accuracy" in e["message"] for e in store.events_since(ctx.run_id))
 
     # the saved judge scores the held-out pairs exactly as the trained one did
-    model, tokenizer, meta = judge.load_judge(path, ctx.placement)
+    model, tokenizer, meta = load_judge(path, ctx.placement)
     rows = load_examples("builtin:arithmetic", n=6, seed=0, split="eval")
     pairs = judge._interleave_kinds(judge.preference_pairs(rows, ctx.spec.seed + 1))[:6]
     again = judge.pairwise_accuracy(model, tokenizer, pairs, "cpu", meta["max_length"])
     assert again["all"] == pytest.approx(final["judge/pairwise_accuracy"])
 
     # GRPO builds the reward from ctx.outputs["judge_path"]; it scores only correct answers
-    reward = judge.judge_reward(ctx.outputs["judge_path"], ctx.placement)
+    reward = judge_reward(ctx.outputs["judge_path"], ctx.placement)
     values = reward(prompts=["p", "p"], completions=["1+1=2\n</think>\n<answer>2</answer>",
                                                      "1+1=3\n</think>\n<answer>3</answer>"],
                     prefix=["<think>\n"] * 2, answer=["2", "2"], question=["What is 1 + 1?"] * 2,
@@ -141,7 +142,7 @@ def _completion(think: str, answer: str) -> str:
 
 def test_judge_reward_pays_correct_answers_normalised_per_group(untrained_judge):
     from engine.models import choose_placement
-    from engine.stages.judge import judge_reward
+    from engine.rewards.judge import judge_reward
 
     reward = judge_reward(untrained_judge, choose_placement("cpu"))
     assert reward.__name__ == "judge"
@@ -180,7 +181,7 @@ def test_judge_reward_pays_correct_answers_normalised_per_group(untrained_judge)
 
 def test_judge_reward_leaves_rows_without_reference_out(untrained_judge):
     from engine.models import choose_placement
-    from engine.stages.judge import judge_reward
+    from engine.rewards.judge import judge_reward
 
     reward = judge_reward(untrained_judge, choose_placement("cpu"))
     values = reward(prompts=["a", "a"], completions=[_completion("1+1=2", "2")] * 2, prefix=["<think>\n"] * 2,

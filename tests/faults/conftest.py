@@ -129,3 +129,24 @@ def stop_run_processes(store) -> None:
         cmdline = proc.info.get("cmdline") or []
         if proc.pid != os.getpid() and any(d in cmdline for d in dirs):
             kill_quietly(proc.pid)
+
+
+def stage_process(worker_pid: int, timeout: float = 240) -> psutil.Process:
+    """The worker's child that runs the current stage (multiprocessing spawn; not its resource tracker)."""
+    def find():
+        for child in psutil.Process(worker_pid).children():
+            try:
+                if "spawn_main" in " ".join(child.cmdline()):
+                    return child
+            except psutil.Error:
+                pass
+        return None
+
+    return wait_for(find, timeout, what=f"the stage process of worker {worker_pid}", poll=0.05)
+
+
+def gone(proc: psutil.Process) -> bool:
+    try:
+        return proc.status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
