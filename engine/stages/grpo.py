@@ -18,6 +18,8 @@ from engine.stages import (
     trainer_device_args,
 )
 
+from transformers import TrainerCallback
+
 log = logging.getLogger(__name__)
 STAGE = "grpo"
 CPU_MICRO_BATCH = 4  # completions per forward/backward on a CPU (see micro_batches)
@@ -62,6 +64,16 @@ def micro_batches(g, on_cpu: bool) -> tuple[int, int]:
     if on_cpu:
         micro = max(d for d in range(1, min(g.batch_size, CPU_MICRO_BATCH) + 1) if g.batch_size % d == 0)
     return micro, g.gradient_accumulation_steps * (g.batch_size // micro)
+
+
+class ReleaseMemory(TrainerCallback):
+    """After each optimizer step its freed activations and rollouts go back to the system, so the steady
+    memory between steps is the model's, not the last step's high-water mark (models.release_memory)."""
+
+    def on_step_end(self, args, state, control, **kwargs):
+        from engine.models import release_memory
+
+        release_memory()
 
 
 def _weight(spec, name: str) -> float:
@@ -137,7 +149,7 @@ def run(ctx: StageContext) -> str:
                              health=HealthMonitor(h, g.max_completion_length, g.beta))
     trainer = GRPOTrainer(model=model, reward_funcs=funcs, args=config, train_dataset=train_dataset,
                           processing_class=tokenizer, peft_config=peft_config,
-                          callbacks=[stopper, probe, reporter])
+                          callbacks=[ReleaseMemory(), stopper, probe, reporter])
 
     if likelihood is not None:
         likelihood.model = trainer.model  # the policy scores the reference answer after its own reasoning
