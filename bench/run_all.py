@@ -4,7 +4,8 @@
 
 Writes bench/results/latest.json (every benchmark's full output and the machine) and prints a
 markdown table for the README's "Performance" section. PONDER_BENCH_BUNDLED=1 adds the GRPO
-overhead and rollout benchmarks on the bundled SmolLM2-135M (minutes per run on a CPU).
+overhead and rollout benchmarks on the bundled SmolLM2-135M (minutes per run on a CPU) and the
+per-stage memory of a short bundled quickstart.
 --quick shrinks repeats and sizes to check that everything runs (its figures mean little).
 Run it on a quiet machine: the figures are ratios measured side by side, but a loaded CPU
 still spreads them.
@@ -41,6 +42,7 @@ def benchmarks(bundled: bool, quick: bool) -> list[tuple[str, list[str]]]:
                                                 *(["--steps", "2", "--repeats", "1"] if q else [])])]
         runs.insert(3, ("rollout_throughput_bundled", ["rollout_throughput.py", "--bundled",
                                                        *(["--repeats", "2"] if q else [])]))
+        runs.append(("stage_memory", ["stage_memory.py", *(["--grpo-steps", "2"] if q else [])]))
     return runs
 
 
@@ -120,6 +122,12 @@ def table(results: dict[str, dict]) -> str:
                          f"{len(r['all_s'])})", f"first {fmt(r['first_start_s'])} s; torch loaded: "
                          f"{r['torch_loaded']}", "<= 1.5 s", f"{fmt(s)} s",
                          _ok(s <= 1.5 and not r["torch_loaded"])))
+        elif name == "stage_memory":
+            peak = r["tree_peak_gb"]
+            rows.append(("Peak RSS of a short bundled quickstart (worker's process tree), per stage",
+                         ", ".join(f"{k} {fmt(v['peak_gb'])} GB (steady {fmt(v['steady_gb'])})"
+                                   for k, v in r["stages"].items()), "<= 3.5 GB", f"{fmt(peak)} GB",
+                         _ok(peak <= 3.5)))
         elif name == "store_scaling":
             sizes = r["sizes"]
             lo, hi = sizes[0], sizes[-1]

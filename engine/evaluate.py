@@ -165,9 +165,7 @@ def evaluate_source(source: Source, examples: list[dict], settings: EvalSettings
                     progress=None, budgets: list[int | None] | None = None) -> dict[int | None, list[dict]]:
     """Load `source` once, generate on `examples` without a budget (None) and under each budget; scored rows
     per budget. Frees the model afterwards."""
-    import gc
-
-    from engine.models import load_model
+    from engine.models import load_model, release_memory
     from engine.prompts import PREFIXES, render_prompt
 
     budgets = [None] if budgets is None else budgets
@@ -185,7 +183,7 @@ def evaluate_source(source: Source, examples: list[dict], settings: EvalSettings
             generate_budgeted(model, tokenizer, prompts, settings, budget, step)
         out[budget] = [r | {"budget": budget} for r in score(examples, PREFIXES.get(mode, ""), groups, tokenizer)]
     del model
-    gc.collect()
+    release_memory()  # the next source loads its own copy: this one's pages go back first
     return out
 
 
