@@ -88,6 +88,21 @@ def window(qtbot, ponder_home):
     assert not left, f"test left workers running: {[p.pid for p in left]}"
 
 
+@pytest.fixture
+def new_run_page(qtbot, store):
+    """The New run page on a fresh store, shown at a working size."""
+    from desktop.new_run import NewRunPage
+    from desktop.runner import RunController
+
+    controller = RunController(store)
+    page = NewRunPage(controller)
+    qtbot.addWidget(page)
+    page.resize(1300, 900)
+    page.show()
+    yield page
+    controller._timer.stop()
+
+
 def register_running(store, name: str = "fake", spec: dict | None = None, pid: int | None = None) -> int:
     """A run in the store that looks like a live worker (this test process, by default) is running it."""
     from engine.launch import create_run

@@ -19,14 +19,8 @@ def _headers(table) -> list[str]:
 
 
 @pytest.fixture
-def page(qtbot, store):
-    controller = RunController(store)
-    page = NewRunPage(controller)
-    qtbot.addWidget(page)
-    page.resize(1300, 900)
-    page.show()
-    yield page
-    controller._timer.stop()
+def page(new_run_page):
+    return new_run_page
 
 
 def test_defaults_make_a_valid_spec(page):

@@ -11,8 +11,6 @@ import psutil
 import pytest
 from PySide6.QtCore import QProcess
 
-from desktop.new_run import NewRunPage
-from desktop.runner import RunController
 from desktop.widgets.file_check import check_message
 from engine import cli
 from engine.data.files import validate_file
@@ -91,14 +89,8 @@ def _ponder_data_check(path: str, mapping: dict) -> tuple[int, dict]:
 
 
 @pytest.fixture
-def page(qtbot, store):
-    controller = RunController(store)
-    page = NewRunPage(controller)
-    qtbot.addWidget(page)
-    page.resize(1300, 900)
-    page.show()
-    yield page
-    controller._timer.stop()
+def page(new_run_page):
+    return new_run_page
 
 
 def _preview_of(page, qtbot, path: str, mapping: dict) -> dict:
