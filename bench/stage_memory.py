@@ -1,6 +1,6 @@
 """Memory of each stage of a short quickstart on the bundled model: peak and steady RSS of the worker's process tree.
 
-    python bench/stage_memory.py [--stages sft,grpo,eval] [--sft-steps 2] [--grpo-steps 3] [--json OUT]
+    python bench/stage_memory.py [--stages sft,grpo,eval] [--sft-steps 2] [--grpo-steps 3] [--model SRC] [--json OUT]
 
 The quickstart's spec (bundled SmolLM2-135M, LoRA, its batch sizes, generations and completion
 lengths) with few steps and a 20-prompt evaluation, run by the real worker. The worker's whole
@@ -23,11 +23,12 @@ from common import SPECS, emit, median, scratch_home
 GB = 2**30
 
 
-def make_spec(stages: list[str], sft_steps: int, grpo_steps: int):
+def make_spec(stages: list[str], sft_steps: int, grpo_steps: int, model: str | None = None):
     from engine.spec import load_spec
 
-    return load_spec(SPECS / "quickstart.toml").replace(**{
-        "name": "bench-stage-memory", "stages": stages,
+    spec = load_spec(SPECS / "quickstart.toml")
+    return spec.replace(**{
+        "name": "bench-stage-memory", "stages": stages, "model.source": model or spec.model.source,
         "sft.max_steps": sft_steps, "grpo.max_steps": grpo_steps, "grpo.save_steps": grpo_steps,
         "data.eval_size": 20,
     })
@@ -55,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stages", default="sft,grpo,eval")
     parser.add_argument("--sft-steps", type=int, default=2)
     parser.add_argument("--grpo-steps", type=int, default=3)
+    parser.add_argument("--model", default=None, help="another model source (builtin:tiny-random: a quick check)")
     parser.add_argument("--json", default=None)
     args = parser.parse_args(argv)
 
@@ -64,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     from engine.store import RunStore
 
     scratch_home("stage-memory")
-    spec = make_spec(args.stages.split(","), args.sft_steps, args.grpo_steps)
+    spec = make_spec(args.stages.split(","), args.sft_steps, args.grpo_steps, args.model)
     samples: dict[str, list[tuple[float, int]]] = {}
     with RunStore() as store:
         run_id, run_dir = create_run(spec, store)
