@@ -97,6 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reasoning", default=None, help="optional column with a reasoning trace")
     p.add_argument("--difficulty", default=None, help="optional column with a difficulty level")
     p.add_argument("--max-problems", type=int, default=10, help="problems listed by row (default 10)")
+    p.add_argument("--json", action="store_true",
+                   help="print the report as one JSON object (counts, problems, columns, the first rows)")
     p.set_defaults(func=cmd_data_check)
     import importlib
 
