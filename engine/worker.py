@@ -154,12 +154,13 @@ def run_worker(run_dir: Path, store: RunStore, resume: bool = False) -> int:
         return EXIT_OK if status == "succeeded" else EXIT_STOPPED
     except BaseException as exc:  # noqa: BLE001 - the top of the worker: record everything
         if isinstance(exc, StageError):  # said and traced in the stage's own process
-            message, detail = exc.message, exc.detail
+            message, detail, error_type = exc.message, exc.detail, exc.error_type
         else:
             message, detail = _describe(exc), "".join(traceback.format_exception(exc))
+            error_type = type(exc).__name__
         log.error("run failed: %s\n%s", message, detail)
         if main:
-            store.update_run(run_id, status="failed", error_type=type(exc).__name__, error_message=message,
+            store.update_run(run_id, status="failed", error_type=error_type, error_message=message,
                              error_traceback=detail, finished=time.time())
             store.log_event(run_id, "error", message, stage)
             if stage:
