@@ -47,7 +47,7 @@ def _kill_mid_stage(store, stage: str, save_steps: int, kill_after_step: int):
     killed_at = store.last_metrics(run_id)["step"]
     assert killed_at < STEPS, f"the {stage} stage ended before the kill: not mid-stage"
     run = store.get_run(run_id)
-    assert run["status"] == "failed" and "killed" in run["error"]
+    assert run["status"] == "failed" and "killed" in run["error_message"]
     assert store.integrity_check() == "ok"
     return run_id, run_dir, killed_at
 
@@ -105,5 +105,5 @@ def test_sigterm_to_the_worker_ends_its_stage_process_and_fails_the_run(store):
     wait_for(lambda: gone(child), timeout=30, what="the stage process to end with its worker")
     run = store.get_run(run_id)
     assert run["status"] == "failed"
-    assert run["error"].startswith("Terminated: the worker was terminated (SIGTERM)"), run["error"][:300]
+    assert run["error_message"].startswith("Terminated: the worker was terminated (SIGTERM)"), run["error_message"][:300]
     assert [(s["stage"], s["status"]) for s in store.stages(run_id)] == [("grpo", "failed")]
