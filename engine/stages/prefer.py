@@ -30,7 +30,8 @@ from engine.stages import (
     StopOnRequest,
     StoreReporter,
     is_main_process,
-    last_checkpoint,
+    resume_point,
+    train,
     trainer_device_args,
 )
 
@@ -281,9 +282,7 @@ def run(ctx: StageContext) -> str:
              "difficulty": int(ex.get("difficulty") or 0), "prompt": render_prompt(ex["question"], tokenizer, mode)}
             for ex in examples]
     out_dir = ctx.checkpoint_dir(STAGE)
-    resume_from = last_checkpoint(out_dir) if ctx.resume else None
-    if resume_from is None and is_main_process():
-        ctx.store.forget_after(ctx.run_id, STAGE, -1)  # a restart before the first checkpoint redoes step 0
+    resume_from = resume_point(ctx, STAGE, out_dir)  # the store forgets the steps that are trained again
 
     # ---- sampling (once, up front) ---------------------------------------------------------------
     if resume_from is None:
@@ -334,15 +333,8 @@ def run(ctx: StageContext) -> str:
     trainer = DPOTrainer(model=model, args=config, train_dataset=train_dataset, processing_class=tokenizer,
                          peft_config=peft_config, callbacks=[stopper, reporter])
 
-    # ---- resume from the last checkpoint ---------------------------------------------------------
-    if resume_from is not None:
-        done = int(resume_from.name.rsplit("-", 1)[-1])
-        if is_main_process():
-            ctx.store.forget_after(ctx.run_id, STAGE, done)  # those steps are redone
-        ctx.event("info", f"prefer: resuming from {resume_from.name} (step {done})", STAGE, done)
-
     # ---- train -----------------------------------------------------------------------------------
-    trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    train(trainer, resume_from)
 
     # ---- save ------------------------------------------------------------------------------------
     if reporter.fatal:
