@@ -103,7 +103,7 @@ def _describe(exc: BaseException) -> str:
 
 
 def run_worker(run_dir: Path, store: RunStore, resume: bool = False) -> int:
-    from engine.stages import StageContext, is_main_process
+    from engine.run_context import StageContext, is_main_process
 
     main = is_main_process()
     run = store.find_run_by_dir(run_dir)
@@ -121,17 +121,14 @@ def run_worker(run_dir: Path, store: RunStore, resume: bool = False) -> int:
     stage = None
     try:
         spec = load_spec(run_dir / "spec.toml")
-        from engine.models import choose_placement
-
-        placement = choose_placement(spec.model.device, spec.model.dtype)
-        ctx = StageContext(store=store, run_id=run_id, run_dir=run_dir, spec=spec, placement=placement,
+        ctx = StageContext(store=store, run_id=run_id, run_dir=run_dir, spec=spec, placement=None,
                            resume=resume)
-        ctx.event("info", f"worker started (pid {os.getpid()}) on {placement.device}, {placement.dtype_name}")
+        ctx.event("info", f"worker started (pid {os.getpid()})")
         done = {s["stage"] for s in store.stages(run_id) if s["status"] in ("succeeded", "skipped")} if resume else set()
         if resume:
             restore_outputs(ctx)
         else:
-            from engine.stages import check_data
+            from engine.run_context import check_data
 
             check_data(spec)  # too little data fails here, before any stage trains
         status = "succeeded"
@@ -234,9 +231,11 @@ def stage_main(send, worker_pid: int, store_path: str, run_id: int, run_dir: str
 
         with RunStore(Path(store_path)) as store:
             spec = load_spec(Path(run_dir) / "spec.toml")
+            placement = choose_placement(spec.model.device, spec.model.dtype)
             ctx = StageContext(store=store, run_id=run_id, run_dir=Path(run_dir), spec=spec, resume=resume,
-                               placement=choose_placement(spec.model.device, spec.model.dtype),
-                               outputs=dict(outputs))
+                               placement=placement, outputs=dict(outputs))
+            ctx.event("info", f"{stage}: process {os.getpid()} on {placement.device}, {placement.dtype_name}",
+                      stage)
             status = _stage_module(stage).run(ctx)
         result = {"status": status, "outputs": ctx.outputs}
     except BaseException as exc:  # noqa: BLE001 - the top of the stage's process: the worker records it

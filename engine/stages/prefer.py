@@ -325,7 +325,7 @@ def run(ctx: StageContext) -> str:
     config = DPOConfig(
         output_dir=str(out_dir), max_steps=s.max_steps, learning_rate=s.learning_rate,
         per_device_train_batch_size=s.batch_size, max_length=s.max_length, beta=s.beta, loss_type=[s.loss_type],
-        save_strategy="steps", save_steps=s.save_steps, activation_checkpointing=False,
+        save_strategy="steps", save_steps=s.save_steps, activation_checkpointing=True,
         **trainer_device_args(ctx),
     )
     stopper = StopOnRequest(ctx.store, ctx.run_id)

@@ -139,3 +139,29 @@ def test_engine_spec_and_store_do_not_import_torch():
     code = "import sys, engine.spec, engine.store, engine.launch, engine.cli; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_the_worker_process_itself_loads_no_training_library(store):
+    """The worker runs each stage in a child process and holds no torch itself: a real tiny eval run, driven by
+    `run_worker` in a fresh interpreter, succeeds, and that interpreter never imported torch or transformers
+    (what it held would stay resident beside every stage: 0.3 GB)."""
+    code = (
+        "import sys\n"
+        "from engine.launch import create_run\n"
+        "from engine.spec import load_spec\n"
+        "from engine.store import RunStore\n"
+        "from engine.worker import run_worker\n"
+        f"spec = load_spec({str(SPECS / 'smoke.toml')!r}).replace(stages=['eval'], name='light-worker')\n"
+        "spec = spec.replace(**{'data.eval_size': 4, 'eval.max_completion_length': 8})\n"
+        "with RunStore() as store:\n"
+        "    run_id, run_dir = create_run(spec, store)\n"
+        "    code = run_worker(run_dir, store)\n"
+        "    status = store.get_run(run_id)['status']\n"
+        "    print(code, status, 'torch' in sys.modules, 'transformers' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert out.stdout.split()[-4:] == ["0", "succeeded", "False", "False"], out.stdout + out.stderr[-3000:]
+    (run,) = store.list_runs()
+    assert any(e["message"].startswith("eval: process ") for e in store.events_since(run["id"]))
