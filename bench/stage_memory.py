@@ -1,11 +1,14 @@
-"""Memory of each stage of a short quickstart on the bundled model: peak and steady RSS of the worker's process tree.
+"""Memory of each stage of a short quickstart on the bundled model: peak and steady memory of the worker's process tree.
 
     python bench/stage_memory.py [--stages sft,grpo,eval] [--sft-steps 2] [--grpo-steps 3] [--model SRC] [--json OUT]
 
 The quickstart's spec (bundled SmolLM2-135M, LoRA, its batch sizes, generations and completion
 lengths) with few steps and a 20-prompt evaluation, run by the real worker. The worker's whole
-process tree (it and any children) is sampled every 0.2 s; each sample is charged to the stage
-the store says is running. Per stage: the peak, and the median of the samples after the first
+process tree (it, its fork server and the stage's process) is sampled every 0.2 s; each sample is
+charged to the stage the store says is running. A sample is the tree's PSS (each shared page split
+among the processes that map it, so the sum is the tree's share of physical memory; a stage's
+process forked from the fork server shares the server's pages, which an RSS sum counts twice); the
+RSS sum is printed beside it. Per stage: the peak, and the median of the samples after the first
 quarter of the stage (its steady level). Also the kernel's figure: the largest peak RSS of any
 process of the tree (what `/usr/bin/time -v` reports as Maximum resident set size). Figures
 only; the issue's target is a quickstart peak <= 3.5 GB.
@@ -34,21 +37,22 @@ def make_spec(stages: list[str], sft_steps: int, grpo_steps: int, model: str | N
     })
 
 
-def tree_rss(proc) -> int:
-    """Resident bytes of a process and all its descendants (0 once it is gone)."""
+def tree_memory(proc) -> tuple[int, int]:
+    """(PSS, RSS) bytes of a process and all its descendants, summed ((0, 0) once it is gone)."""
     import psutil
 
-    total = 0
+    pss = rss = 0
     try:
         procs = [proc, *proc.children(recursive=True)]
     except psutil.Error:
-        return 0
+        return 0, 0
     for p in procs:
         try:
-            total += p.memory_info().rss
+            info = p.memory_full_info()
         except psutil.Error:
-            pass
-    return total
+            continue
+        pss, rss = pss + info.pss, rss + info.rss
+    return pss, rss
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -75,9 +79,9 @@ def main(argv: list[str] | None = None) -> int:
         watched = psutil.Process(proc.pid)
         while proc.poll() is None:
             running = [s["stage"] for s in store.stages(run_id) if s["status"] == "running"]
-            rss = tree_rss(watched)
-            if rss:
-                samples.setdefault(running[0] if running else "(between stages)", []).append((time.time(), rss))
+            pss, rss = tree_memory(watched)
+            if pss:
+                samples.setdefault(running[0] if running else "(between stages)", []).append((time.time(), pss, rss))
             time.sleep(0.2)
         run = store.get_run(run_id)
         if proc.returncode != 0 or run["status"] != "succeeded":
@@ -89,9 +93,10 @@ def main(argv: list[str] | None = None) -> int:
                 logged.setdefault(row["stage"], []).append(row["value"])
     stages = {}
     for stage, rows in samples.items():
-        values = [r for _, r in rows]
+        values = [r[1] for r in rows]
         steady = values[len(values) // 4:] or values
         stages[stage] = {"peak_gb": round(max(values) / GB, 3), "steady_gb": round(median(steady) / GB, 3),
+                         "rss_sum_peak_gb": round(max(r[2] for r in rows) / GB, 3),
                          "seconds": round(rows[-1][0] - rows[0][0], 1), "samples": len(values)}
         if stage in logged:
             stages[stage]["worker_rss_gb_median"] = round(median(logged[stage]), 3)

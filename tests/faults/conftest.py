@@ -132,11 +132,11 @@ def stop_run_processes(store) -> None:
 
 
 def stage_process(worker_pid: int, timeout: float = 240) -> psutil.Process:
-    """The worker's child that runs the current stage (multiprocessing spawn; not its resource tracker)."""
+    """The process that runs the worker's current stage (forked by the worker's fork server, named ponder-STAGE)."""
     def find():
-        for child in psutil.Process(worker_pid).children():
+        for child in psutil.Process(worker_pid).children(recursive=True):
             try:
-                if "spawn_main" in " ".join(child.cmdline()):
+                if child.name().startswith("ponder-"):
                     return child
             except psutil.Error:
                 pass
