@@ -4,7 +4,7 @@ Reads RUN_DIR/spec.toml, runs the spec's stages in order and records everything 
 run store. Each stage runs in a child process of its own that reports to the same store, so what a
 stage loaded (models, optimizer, caches) is gone when it ends: a pipeline costs no more memory than its
 heaviest stage. The children are forked from the worker's multiprocessing fork server, which imports
-the training libraries once (STAGE_PRELOAD), so a stage starts in well under a second instead of
+the training libraries once (engine/stage_preload.py), so a stage starts in well under a second instead of
 importing torch and transformers again; the worker's own process imports none of them. A stage's
 process dies with the worker (SIGTERM or SIGKILL to the worker ends the stage too). The worker
 catches at the top: any error, a stage's included, is recorded on the run (type, message, traceback) and the process exits non-zero. Exit codes: 0 succeeded, 3 stopped, 1 failed, 4 refused
@@ -26,11 +26,7 @@ from engine.store import RunStore
 
 EXIT_OK, EXIT_FAILED, EXIT_STOPPED, EXIT_BUSY = 0, 1, 3, 4
 log = logging.getLogger("engine.worker")
-# What the fork server imports once, before it forks any stage's process (a module that fails to import is
-# left out; the stage then imports it itself).
-STAGE_PRELOAD = ["engine.models", "engine.stages.sft", "engine.stages.judge", "engine.stages.grpo",
-                 "engine.stages.prefer", "engine.stages.eval", "trl.trainer.sft_trainer",
-                 "trl.trainer.grpo_trainer"]
+STAGE_PRELOAD = ["engine.stage_preload"]  # imported once by the fork server (if it fails, each stage imports)
 
 
 def _redirect_output(run_dir: Path) -> None:

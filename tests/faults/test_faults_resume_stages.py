@@ -72,6 +72,7 @@ def test_killed_stage_resumes_from_its_last_checkpoint(store, stage):
     resumed = [e["step"] for e in store.events_since(run_id)
                if e["message"].startswith(f"{stage}: resuming from checkpoint-")]
     assert len(resumed) == 1 and 2 <= resumed[0] <= killed_at
+    assert killed_at - resumed[0] <= 2, "more than one checkpoint interval (save_steps 2) was trained again"
     _each_step_once(store, run_id, stage)
     state = json.loads((run_dir / "checkpoints" / stage / f"checkpoint-{STEPS}" / "trainer_state.json").read_text())
     assert state["global_step"] == STEPS
