@@ -104,6 +104,20 @@ def trainer_device_args(ctx: StageContext) -> dict[str, Any]:
             "ddp_find_unused_parameters": False}  # LoRA uses every adapter weight; the check costs an autograd pass
 
 
+CPU_MICRO_BATCH = 4  # examples (or completions) per forward/backward on a CPU (see cpu_micro_batches)
+
+
+def cpu_micro_batches(batch_size: int, accumulation: int, on_cpu: bool) -> tuple[int, int]:
+    """(per_device_train_batch_size, gradient_accumulation_steps) for a step of batch_size x accumulation
+    examples: on a CPU the forward and backward run in slices of at most CPU_MICRO_BATCH (the largest
+    divisor of batch_size that fits), so one slice's activations and logits are alive at a time; the
+    optimizer step still learns from every example of the batch. A GPU keeps the whole batch in one pass."""
+    micro = batch_size
+    if on_cpu:
+        micro = max(d for d in range(1, min(batch_size, CPU_MICRO_BATCH) + 1) if batch_size % d == 0)
+    return micro, accumulation * (batch_size // micro)
+
+
 def memory_metrics() -> dict[str, float]:
     """Resident memory of this process (and its peak), and the GPU's peak where there is one."""
     import resource

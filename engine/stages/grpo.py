@@ -10,11 +10,13 @@ import os
 
 from transformers import TrainerCallback
 
-from engine.stages import (
+from engine.stages import (  # noqa: F401 (CPU_MICRO_BATCH: for callers)
+    CPU_MICRO_BATCH,
     StageContext,
     StageFailed,
     StopOnRequest,
     StoreReporter,
+    cpu_micro_batches,
     is_main_process,
     load_policy,
     resume_point,
@@ -25,7 +27,6 @@ from engine.stages import (
 
 log = logging.getLogger(__name__)
 STAGE = "grpo"
-CPU_MICRO_BATCH = 4  # completions per forward/backward on a CPU (see micro_batches)
 
 
 def build_dataset(ctx: StageContext, tokenizer):
@@ -65,10 +66,7 @@ def micro_batches(g, on_cpu: bool) -> tuple[int, int]:
     tokens alive for the backward: the quickstart's GRPO on the 135M model peaked at 6.7 GB that way,
     3.0 GB in slices of 4, with the same loss and gradient norm. TRL's loss divides by the accumulation
     steps, so the summed gradient is the same; a GPU keeps the whole batch in one pass."""
-    micro = g.batch_size
-    if on_cpu:
-        micro = max(d for d in range(1, min(g.batch_size, CPU_MICRO_BATCH) + 1) if g.batch_size % d == 0)
-    return micro, g.gradient_accumulation_steps * (g.batch_size // micro)
+    return cpu_micro_batches(g.batch_size, g.gradient_accumulation_steps, on_cpu)
 
 
 class ReleaseMemory(TrainerCallback):

@@ -198,3 +198,42 @@ def test_mixed_cold_start_writes_both_modes(store, tmp_path):
     (artifact,) = store.artifacts(ctx.run_id, "adapter")
     assert artifact["meta"]["trace"] == "mixed" and artifact["meta"]["examples"] == 8
     assert _lora_b_norm(ctx.run_dir / "sft-adapter") > 0
+
+
+def _sft_lora_after_one_step(tmp_path, per_device: int, accum: int):
+    """One real SFT step (tiny model, LoRA, plain SGD without clipping: the weights move by lr x the gradient
+    itself) on completions of different lengths, so a loss averaged per slice instead of over the whole
+    batch's tokens would show; the LoRA weights after it."""
+    from datasets import Dataset
+    from trl import SFTConfig, SFTTrainer
+
+    from engine.models import ensure_tiny_random, load_model, lora_config
+    from engine.spec import LoraSpec, ModelSpec
+
+    model, tokenizer, _ = load_model(ModelSpec(source=str(ensure_tiny_random())))
+    data = Dataset.from_dict({"prompt": [f"What is {a} plus {a + 3}?" for a in range(8)],
+                              "completion": [" so" * (1 + 3 * a) + f" {2 * a + 3}" for a in range(8)]})
+    config = SFTConfig(output_dir=str(tmp_path / f"out-{per_device}"), max_steps=1, learning_rate=0.5,
+                       optim="sgd", max_grad_norm=0.0, per_device_train_batch_size=per_device,
+                       gradient_accumulation_steps=accum, completion_only_loss=True, packing=False,
+                       save_strategy="no", report_to="none", use_cpu=True, bf16=False, logging_steps=1,
+                       disable_tqdm=True, seed=7, dataloader_num_workers=0)
+    trainer = SFTTrainer(model=model, args=config, train_dataset=data, processing_class=tokenizer,
+                         peft_config=lora_config(LoraSpec(r=4, alpha=8, dropout=0.0)))
+    trainer.train()
+    return {n: p.detach().clone() for n, p in trainer.model.named_parameters() if "lora_" in n}
+
+
+def test_sft_in_cpu_slices_learns_what_the_whole_batch_learns(tmp_path):
+    import torch
+
+    from engine.stages import cpu_micro_batches
+
+    per_device, accum = cpu_micro_batches(8, 1, on_cpu=True)
+    assert (per_device, accum) == (4, 2) and cpu_micro_batches(8, 1, on_cpu=False) == (8, 1)
+    whole = _sft_lora_after_one_step(tmp_path, 8, 1)
+    sliced = _sft_lora_after_one_step(tmp_path, per_device, accum)
+    assert whole.keys() == sliced.keys() and whole
+    assert max((w != 0).any().item() for n, w in whole.items() if "lora_B" in n)  # the step moved the adapter
+    for name in whole:
+        torch.testing.assert_close(sliced[name], whole[name], rtol=1e-4, atol=1e-6, msg=name)
