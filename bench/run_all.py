@@ -124,10 +124,10 @@ def table(results: dict[str, dict]) -> str:
                          _ok(s <= 1.5 and not r["torch_loaded"])))
         elif name == "stage_memory":
             peak = r["tree_peak_gb"]
-            rows.append(("Peak RSS of a short bundled quickstart (worker's process tree), per stage",
+            rows.append(("Peak memory (PSS) of a short bundled quickstart (worker's process tree), per stage",
                          ", ".join(f"{k} {fmt(v['peak_gb'])} GB (steady {fmt(v['steady_gb'])})"
-                                   for k, v in r["stages"].items()), "<= 3.5 GB", f"{fmt(peak)} GB",
-                         _ok(peak <= 3.5)))
+                                   for k, v in r["stages"].items()), "<= 3.5 GB", f"{fmt(peak)} GB "
+                         f"(largest process {fmt(r['largest_process_peak_gb'])} GB)", _ok(peak <= 3.5)))
         elif name == "store_scaling":
             sizes = r["sizes"]
             lo, hi = sizes[0], sizes[-1]
