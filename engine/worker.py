@@ -4,11 +4,12 @@ Reads RUN_DIR/spec.toml, runs the spec's stages in order and records everything 
 run store. Each stage runs in a child process of its own that reports to the same store, so what a
 stage loaded (models, optimizer, caches) is gone when it ends: a pipeline costs no more memory than its
 heaviest stage. The children are forked from the worker's multiprocessing fork server, which imports
-the training libraries once (engine/stage_preload.py), so a stage starts in well under a second instead of
-importing torch and transformers again; the worker's own process imports none of them. A stage's
+the training libraries once (engine/stage_preload.py), so a stage starts in well under a second
+instead of importing torch and transformers again; the worker's own process imports none of them. A stage's
 process dies with the worker (SIGTERM or SIGKILL to the worker ends the stage too). The worker
-catches at the top: any error, a stage's included, is recorded on the run (type, message, traceback) and the process exits non-zero. Exit codes: 0 succeeded, 3 stopped, 1 failed, 4 refused
-(another live worker runs the run, or a fresh start of a run that ran before; nothing is written then).
+catches at the top: any error, a stage's included, is recorded on the run (type, message, traceback)
+and the process exits non-zero. Exit codes: 0 succeeded, 3 stopped, 1 failed, 4 refused (another
+live worker runs the run, or a fresh start of a run that ran before; nothing is written then).
 """
 
 from __future__ import annotations
@@ -264,8 +265,8 @@ def stage_main(send, worker_pid: int, store_path: str, run_id: int, run_dir: str
 
 
 def _die_with(worker_pid: int, stage: str) -> None:
-    """This process ends as soon as the worker ends, however the worker dies: a thread waits on the worker's
-    pidfd (or polls it where there is none) and exits the process at once; the kernel also kills it when its
+    """This process ends as soon as the worker ends, however the worker dies: a thread waits for the worker
+    (psutil's wait) and exits the process at once; the kernel also kills it when its
     parent, the fork server, dies (Linux: prctl PR_SET_PDEATHSIG). The watch is needed: the server outlives
     the worker as long as any child it forked lives (each holds the server's "alive" pipe), so the kernel's
     signal alone would never come. The process is named `ponder-STAGE` (what ps, top and the fault tests
@@ -284,21 +285,12 @@ def _die_with(worker_pid: int, stage: str) -> None:
 
 
 def _exit_when_gone(pid: int) -> None:
-    import select
+    import psutil
 
     try:
-        fd = os.pidfd_open(pid)
-    except ProcessLookupError:  # already gone
-        os._exit(EXIT_FAILED)
-    except (AttributeError, OSError):  # no pidfd on this system: poll
-        fd = None
-    if fd is not None:
-        select.select([fd], [], [])  # readable once the process has ended
-    else:
-        import psutil
-
-        while psutil.pid_exists(pid):
-            time.sleep(0.5)
+        psutil.Process(pid).wait()  # a pidfd (or kqueue) wait where the system has one, else it polls
+    except psutil.NoSuchProcess:  # already gone
+        pass
     os._exit(EXIT_FAILED)
 
 

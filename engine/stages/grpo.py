@@ -10,8 +10,7 @@ import os
 
 from transformers import TrainerCallback
 
-from engine.stages import (  # noqa: F401 (CPU_MICRO_BATCH: for callers)
-    CPU_MICRO_BATCH,
+from engine.stages import (
     StageContext,
     StageFailed,
     StopOnRequest,

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from engine.spec import GRPOSpec
-from engine.stages.grpo import CPU_MICRO_BATCH, micro_batches
+from engine.stages import CPU_MICRO_BATCH
+from engine.stages.grpo import micro_batches
 
 
 @pytest.mark.parametrize(("batch", "accum"), [(16, 1), (16, 2), (12, 1), (6, 1), (3, 1), (8, 3)])
