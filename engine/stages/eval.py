@@ -47,8 +47,10 @@ def run(ctx: StageContext) -> str:
     if "deltas" in summary:
         d = summary["deltas"]
         base = summary["base"]
-        line += (f" (base {base['accuracy']:.3f}, {base['tokens']:.1f} tokens; dAcc "
-                 f"{d.get('d_accuracy_pct', float('nan')):+.1f}%, dTok {d.get('d_tokens_pct', float('nan')):+.1f}%)")
+        acc = f"dAcc {d['d_accuracy_pct']:+.1f}%" if "d_accuracy_pct" in d else \
+            f"accuracy {ours['accuracy'] - base['accuracy']:+.3f} (no dAcc%: the base scored 0)"
+        tok = f", dTok {d['d_tokens_pct']:+.1f}%" if "d_tokens_pct" in d else ""
+        line += f" (base {base['accuracy']:.3f}, {base['tokens']:.1f} tokens; {acc}{tok})"
     ctx.event("info", line, STAGE)
     ctx.outputs["eval_id"] = eval_id
     return "succeeded"

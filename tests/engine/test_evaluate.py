@@ -87,3 +87,5 @@ def test_grpo_then_eval_stage(store):
     last = store.last_metrics(run_id, "eval")["values"]
     assert {"eval/accuracy", "eval/tokens", "eval/base/accuracy", "eval/think_rate"} <= set(last)
     assert [s["status"] for s in store.stages(run_id)] == ["succeeded", "succeeded"]
+    (said,) = [e["message"] for e in store.events_since(run_id) if e["message"].startswith("eval: accuracy")]
+    assert "(base " in said and "nan" not in said  # a base that scores 0 has no relative change to print
