@@ -65,6 +65,23 @@ def write_plot(store_path: Path, eval_id: int, out: Path) -> bool:
     return done.returncode == 0
 
 
+def _input_problem(store, args) -> str | None:
+    """What is wrong with the sources or the task, found as the evaluation would find it (a run that does
+    not exist or has no adapter, an adapter folder without its spec, a data file that cannot be read);
+    None when nothing is. Loading the models is left to the evaluation."""
+    from engine.data import load_examples
+    from engine.eval_sources import resolve_row
+    from engine.store.schema import source_row
+
+    try:
+        for text in args.sources:
+            resolve_row(source_row(text), store)
+        load_examples(args.task, n=args.n, seed=args.seed, split="eval")
+    except (ValueError, KeyError) as exc:  # DataError and RunNotFound among them; their str() is the message
+        return str(exc)
+    return None
+
+
 def cmd_eval(args) -> int:
     from engine.spec import EvalSpec
 
@@ -91,6 +108,10 @@ def cmd_eval(args) -> int:
              f"{args.max_tokens}")
         return EXIT_USAGE
     with RunStore(args.store) as store:
+        problem = _input_problem(store, args)
+        if problem:  # refused before the evaluation is registered: bad input writes nothing to the store
+            _err(f"evaluation not started: {problem}")
+            return EXIT_USAGE
         eval_id = store.create_evaluation(args.sources, args.task, args.n, settings)
         _out(f"evaluation {eval_id}: {' vs '.join(args.sources)} on {args.n} held-out prompts of {args.task}")
         last = [0.0]

@@ -107,3 +107,22 @@ def test_eval_options_are_checked_by_the_spec_rules_before_any_model_loads(optio
         assert cli.main(["--store", str(store.path), *command, *options]) == cli.EXIT_USAGE
         assert field in capsys.readouterr().err
     assert store.list_evaluations() == []
+
+
+@pytest.mark.parametrize("sources, task, said", [
+    (["builtin:tiny-random"], "{tmp}/missing.jsonl", "missing.jsonl cannot be used: no such file"),
+    (["builtin:tiny-random"], "{tmp}/bad.jsonl", "column 'question'"),
+    (["builtin:tiny-random"], "builtin:nope", "unknown built-in task 'nope'"),
+    (["run:77"], "builtin:arithmetic", "no run with id 77"),
+    (["builtin:tiny-random", "run:77"], "builtin:arithmetic", "no run with id 77"),
+])
+def test_a_bad_task_or_source_is_refused_before_the_evaluation_is_registered(sources, task, said, store, tmp_path,
+                                                                            capsys):
+    (tmp_path / "bad.jsonl").write_text('{"q": 1}\n')
+    command = ["eval", *sources] if len(sources) == 1 else ["compare", *sources]
+    assert cli.main(["--store", str(store.path), *command, "--task", task.format(tmp=tmp_path), "--n", "3"]) \
+        == cli.EXIT_USAGE
+    err = capsys.readouterr().err
+    assert said in err and "evaluation not started" in err and "Traceback" not in err
+    assert store.list_evaluations() == []
+
