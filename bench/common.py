@@ -87,3 +87,21 @@ def emit(result: dict, json_path: str | None) -> None:
 
 def fmt(value: float | None, digits: int = 3) -> str:
     return "n/a" if value is None else f"{value:.{digits}g}"
+
+
+def tree_memory(proc) -> tuple[int, int]:
+    """(PSS, RSS) bytes of a process and all its descendants, summed ((0, 0) once it is gone)."""
+    import psutil
+
+    pss = rss = 0
+    try:
+        procs = [proc, *proc.children(recursive=True)]
+    except psutil.Error:
+        return 0, 0
+    for p in procs:
+        try:
+            info = p.memory_full_info()
+        except psutil.Error:
+            continue
+        pss, rss = pss + info.pss, rss + info.rss
+    return pss, rss

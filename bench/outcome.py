@@ -1,6 +1,7 @@
 """`make outcome`: does Ponder's pipeline give a model that thinks only as much as a problem needs?
 
     python bench/outcome.py [--spec resources/specs/quickstart.toml] [--n 240] [--json OUT]
+    python bench/outcome.py --report bench/results/outcome.json   # reprint a measured run
 
 On the bundled SmolLM2-135M and the spec's built-in task mix:
 1. the long-CoT reference: SFT on the built-in long traces, with the spec's SFT data, steps, batch and
@@ -9,7 +10,10 @@ On the bundled SmolLM2-135M and the spec's built-in task mix:
 3. base, reference, Ponder after SFT and Ponder's final model on the same N held-out problems, greedy,
    the same token limit for all: accuracy with a 95% bootstrap interval, mean completion tokens
    (thinking / answer), think-rate and accuracy per difficulty level, dTok% and dAcc% against the
-   reference, and a paired bootstrap of final vs. SFT on the same prompts.
+   reference, and a paired bootstrap of final vs. SFT on the same prompts;
+4. the SFT model once more with its think block closed for it (what answering directly costs per
+   level), and from it the best accuracy any per-level mix of thinking and direct answers could reach
+   within the issue's token and think-rate targets (`mode_mix_bound`).
 
 Each training run is a real worker process (`python -m engine.worker`) on a scratch store; wall time
 comes from the store's stage rows, memory from the worker's own metrics and from polling the whole
@@ -25,7 +29,7 @@ import sys
 import time
 from pathlib import Path
 
-from common import RESULTS, SPECS, machine, scratch_home
+from common import RESULTS, SPECS, machine, scratch_home, tree_memory
 
 BOOTSTRAP = 10_000
 
@@ -83,11 +87,53 @@ def describe(rows: list[dict]) -> dict:
     return out
 
 
+def mode_mix_bound(models: dict, think: str = "final", skip: str = "sft, thinking skipped",
+                   reference: str = "reference", token_cut: float = 0.8, easy_max: float = 0.2,
+                   hard_min: float = 0.8) -> dict:
+    """The best accuracy any per-level choice of mode could reach within the issue's targets, from what
+    was measured: on level l a share p_l of the problems is answered as `think` answered them (accuracy
+    a_l, tokens t_l) and the rest as `skip` did (b_l, u_l). Maximise sum n_l (p_l a_l + (1 - p_l) b_l)
+    subject to sum n_l (p_l t_l + (1 - p_l) u_l) <= (1 - token_cut) * reference tokens * N, with
+    p_easiest <= easy_max and p_hardest >= hard_min (and once without the think-rate limits). One
+    budget and box limits: a fractional knapsack, which the greedy fill by gain per token solves
+    exactly. The problems within a level are taken as alike (no foresight of which ones a mode gets
+    right); the skipped answers' tokens leave out the "</think>" the model would have to write, which
+    only favours the bound."""
+    a, b = models[think], models[skip]
+    levels = sorted(a["prompts_by_level"], key=int)
+    n = {lv: a["prompts_by_level"][lv] for lv in levels}
+    budget = (1 - token_cut) * models[reference]["tokens"] * sum(n.values())
+    out = {"think_from": think, "skip_from": skip, "token_budget_per_prompt": budget / sum(n.values()),
+           "reference_accuracy": models[reference]["accuracy"]}
+    targets = {levels[0]: (0.0, easy_max), levels[-1]: (hard_min, 1.0)}
+    for name, limits in (("with_think_rate_targets", targets), ("tokens_only", {})):
+        p = {lv: limits.get(lv, (0.0, 1.0))[0] for lv in levels}
+        cost = lambda q: sum(n[lv] * (q[lv] * a["tokens_by_level"][lv]  # noqa: E731
+                                      + (1 - q[lv]) * b["tokens_by_level"][lv]) for lv in levels)
+        if cost(p) > budget:
+            out[name] = {"feasible": False, "tokens": cost(p) / sum(n.values())}
+            continue
+        gain = {lv: (a["accuracy_by_level"][lv] - b["accuracy_by_level"][lv],
+                     a["tokens_by_level"][lv] - b["tokens_by_level"][lv]) for lv in levels}
+        for lv in sorted(levels, key=lambda lv: -gain[lv][0] / max(gain[lv][1], 1e-9)):
+            d_acc, d_tok = gain[lv]
+            if d_acc <= 0:
+                continue
+            room = limits.get(lv, (0.0, 1.0))[1] - p[lv]
+            p[lv] += min(room, (budget - cost(p)) / (n[lv] * d_tok) if d_tok > 0 else room)
+        acc = sum(n[lv] * (p[lv] * a["accuracy_by_level"][lv] + (1 - p[lv]) * b["accuracy_by_level"][lv])
+                  for lv in levels) / sum(n.values())
+        out[name] = {"feasible": True, "accuracy": acc, "tokens": cost(p) / sum(n.values()),
+                     "think_rate_by_level": p}
+    return out
+
+
 # ---- runs ------------------------------------------------------------------------------------------
 
 def run_spec(spec, store) -> dict:
-    """One real worker run of `spec`; returns its id, folder, wall time, the process tree's peak RSS and
-    per-stage seconds and memory (the worker's own metrics)."""
+    """One real worker run of `spec`; returns its id, folder, wall time, the process tree's peak PSS (each
+    page shared with the fork server counted once; the RSS sum beside it) and per-stage seconds and
+    memory (the worker's own metrics)."""
     import psutil
 
     from engine.launch import create_run, spawn_worker
@@ -96,13 +142,10 @@ def run_spec(spec, store) -> dict:
     started = time.time()
     proc = spawn_worker(run_dir, store)
     watched = psutil.Process(proc.pid)
-    peak = 0.0
+    peak = peak_rss_sum = 0.0
     while proc.poll() is None:
-        try:
-            tree = [watched, *watched.children(recursive=True)]
-            peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()) / 2**30)
-        except psutil.Error:
-            pass
+        pss, rss = tree_memory(watched)
+        peak, peak_rss_sum = max(peak, pss / 2**30), max(peak_rss_sum, rss / 2**30)
         time.sleep(0.5)
     wall = time.time() - started
     run = store.get_run(run_id)
@@ -115,8 +158,9 @@ def run_spec(spec, store) -> dict:
         rss = [m["value"] for m in metrics if m["stage"] == s["stage"] and m["name"] == "memory/rss_gb"]
         stages[s["stage"]] = {"seconds": (s["finished"] or 0) - (s["started"] or 0),
                               "max_rss_gb": max(rss) if rss else None}
-    sys.stderr.write(f"{spec.name}: {run['status']} in {wall:.0f} s, peak {peak:.2f} GB\n")
-    out = {"run_id": run_id, "run_dir": str(run_dir), "wall_s": wall, "peak_rss_gb": peak, "stages": stages,
+    sys.stderr.write(f"{spec.name}: {run['status']} in {wall:.0f} s, peak {peak:.2f} GiB (PSS)\n")
+    out = {"run_id": run_id, "run_dir": str(run_dir), "wall_s": wall, "peak_pss_gb": peak,
+           "peak_rss_sum_gb": peak_rss_sum, "stages": stages,
            "load_avg_after": machine().get("load_avg")}
     (run_dir / "outcome-run.json").write_text(json.dumps(out, indent=2))
     return out
@@ -154,7 +198,16 @@ def main() -> int:
     parser.add_argument("--home", type=Path, default=None,
                         help="a Ponder home to keep the runs in; a reference trained there before with the same "
                              "settings is reused (default: a fresh scratch home)")
+    parser.add_argument("--report", type=Path, default=None, metavar="JSON",
+                        help="train and evaluate nothing: print the table of an earlier run's JSON, with the "
+                             "figures derived from it recomputed, and write it to --json")
     args = parser.parse_args()
+    if args.report:
+        result = json.loads(args.report.read_text(encoding="utf-8"))
+        result["mode_mix_bound"] = mode_mix_bound(result["models"])
+        report(result)
+        Path(args.json).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+        return 0
 
     if args.home:
         args.home.mkdir(parents=True, exist_ok=True)
@@ -214,6 +267,7 @@ def main() -> int:
         m["d_accuracy_pct_vs_reference"] = 100 * (m["accuracy"] - ref["accuracy"]) / ref["accuracy"]
     result["paired_final_vs_sft"] = paired(rows["sft"], rows["final"])
     result["paired_final_vs_reference"] = paired(rows["reference"], rows["final"])
+    result["mode_mix_bound"] = mode_mix_bound(result["models"])
     result["machine"] = {**machine(), "load_avg_before": load_before}
     result["quickstart_wall_s"] = result["runs"]["ponder"]["wall_s"]
     report(result)
@@ -244,11 +298,23 @@ def report(r: dict) -> None:
         w(f"{name}: accuracy {c['diff']:+.3f} [{c['ci'][0]:+.3f}, {c['ci'][1]:+.3f}], tokens {t['diff']:+.1f} "
           f"[{t['ci'][0]:+.1f}, {t['ci'][1]:+.1f}], token reduction {p['token_reduction']['value']:.1%} "
           f"[{p['token_reduction']['ci'][0]:.1%}, {p['token_reduction']['ci'][1]:.1%}]\n")
+    bound = r["mode_mix_bound"]
+    w(f"best per-level mix of {bound['think_from']!r} (thinking) and {bound['skip_from']!r} within "
+      f"{bound['token_budget_per_prompt']:.1f} tokens (80% under the reference; its accuracy "
+      f"{bound['reference_accuracy']:.3f}):\n")
+    for name in ("with_think_rate_targets", "tokens_only"):
+        b = bound[name]
+        w(f"  {name.replace('_', ' ')}: " + (
+            f"accuracy {b['accuracy']:.3f} at {b['tokens']:.1f} tokens, think-rate "
+            + " ".join(f"d{lv} {v:.2f}" for lv, v in b["think_rate_by_level"].items()) if b["feasible"]
+            else f"no mix fits (the limits alone cost {b['tokens']:.1f} tokens)") + "\n")
     for name, run in r["runs"].items():
         stages = ", ".join(f"{s} {v['seconds']:.0f} s"
                            + (f" ({v['max_rss_gb']:.1f} GB)" if v.get("max_rss_gb") else "")
                            for s, v in run["stages"].items())
-        w(f"{name}: {run['wall_s']:.0f} s wall, peak {run['peak_rss_gb']:.2f} GB (process tree); {stages}\n")
+        peak = (f"{run['peak_pss_gb']:.2f} GiB (process tree's PSS; RSS sum {run['peak_rss_sum_gb']:.2f})"
+                if "peak_pss_gb" in run else f"{run['peak_rss_gb']:.2f} GiB (process tree's RSS sum)")  # older runs
+        w(f"{name}: {run['wall_s']:.0f} s wall, peak {peak}; {stages}\n")
     w(f"evaluation seconds per model: {', '.join(f'{k} {v:.0f}' for k, v in r['eval_seconds'].items())}\n")
     w(f"machine: {r['machine']}\n")
 

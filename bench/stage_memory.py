@@ -21,7 +21,7 @@ import resource
 import sys
 import time
 
-from common import SPECS, emit, median, scratch_home
+from common import SPECS, emit, median, scratch_home, tree_memory
 
 GB = 2**30
 
@@ -35,24 +35,6 @@ def make_spec(stages: list[str], sft_steps: int, grpo_steps: int, model: str | N
         "sft.max_steps": sft_steps, "grpo.max_steps": grpo_steps, "grpo.save_steps": grpo_steps,
         "data.eval_size": 20,
     })
-
-
-def tree_memory(proc) -> tuple[int, int]:
-    """(PSS, RSS) bytes of a process and all its descendants, summed ((0, 0) once it is gone)."""
-    import psutil
-
-    pss = rss = 0
-    try:
-        procs = [proc, *proc.children(recursive=True)]
-    except psutil.Error:
-        return 0, 0
-    for p in procs:
-        try:
-            info = p.memory_full_info()
-        except psutil.Error:
-            continue
-        pss, rss = pss + info.pss, rss + info.rss
-    return pss, rss
 
 
 def main(argv: list[str] | None = None) -> int:
