@@ -289,6 +289,20 @@ def install_excepthooks(banner: ErrorBanner) -> _ExceptionRelay:
     return relay
 
 
+def open_window() -> MainWindow | None:
+    """The main window, or None once a dialog (and stderr) has said why it cannot open: a damaged or locked
+    run store, a PONDER_HOME that is a file. Started from a desktop menu, nobody reads stderr."""
+    from engine.errors import PonderError
+
+    try:
+        return MainWindow()
+    except PonderError as exc:  # its message names the file and says what to do
+        sys.stderr.write(f"ponder: {exc}\n")
+        message = str(exc)
+        QMessageBox.critical(None, "Ponder cannot start", message[:1].upper() + message[1:])
+        return None
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     QApplication.setOrganizationName(ORG)
@@ -296,7 +310,9 @@ def main(argv: list[str] | None = None) -> int:
     QGuiApplication.setDesktopFileName("io.github.ponder.Ponder")  # Wayland: the launcher's icon and name
     app = QApplication.instance() or QApplication([sys.argv[0], *(argv or [])])
     theme.manager().apply(str(settings().value("theme", "system")))
-    window = MainWindow()
+    window = open_window()
+    if window is None:
+        return 1
     install_excepthooks(window.banner)
     window.show()
     return app.exec()

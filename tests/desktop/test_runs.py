@@ -125,3 +125,32 @@ def test_window_geometry_and_theme_are_remembered(window, qtbot):
     qtbot.addWidget(again)
     assert again.current_page() == "runs"
     theme.manager().apply("light")
+
+
+def test_a_damaged_store_at_start_is_said_in_a_dialog_and_left_as_it_is(ponder_home, qtbot, capsys):
+    """Started from a desktop menu nobody reads stderr: the reason the window cannot open is shown."""
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication, QMessageBox
+
+    from desktop.app import open_window
+
+    ponder_home.mkdir(parents=True)
+    store_file = ponder_home / "ponder.db"
+    store_file.write_bytes(b"\x00garbage" * 100)
+    seen = []
+
+    def answer():
+        box = QApplication.activeModalWidget()
+        if not isinstance(box, QMessageBox):
+            QTimer.singleShot(20, answer)
+            return
+        seen.append((box.windowTitle(), box.text()))
+        box.accept()
+
+    QTimer.singleShot(20, answer)
+    assert open_window() is None
+    assert seen and seen[0][0] == "Ponder cannot start"
+    assert str(store_file) in seen[0][1] and "damaged" in seen[0][1]
+    assert str(store_file) in capsys.readouterr().err
+    assert store_file.read_bytes() == b"\x00garbage" * 100
+    assert not [w for w in QApplication.topLevelWidgets() if w.isVisible()]
