@@ -181,7 +181,7 @@ class MonitorPage(Page):
             spec = self.store.get_run(run_id).get("spec") if run_id is not None else None
         except KeyError:  # deleted meanwhile
             spec = None
-        self.run_charts.reset(run_reward_weights(spec))  # weights resolved once per run
+        self.run_charts.reset(run_reward_weights(spec), (spec or {}).get("stages") or ())  # once per run
         self.traces.clear()
         self.log.clear()
         self.alerts = []

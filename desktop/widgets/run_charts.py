@@ -34,6 +34,7 @@ CHARTS: dict[str, tuple[str, dict[str, str], dict[str, Any]]] = {
                      {"y_range": (0, 1), "empty_note": "logged by the prefer stage"}),
 }
 BY_LEVEL = ("accuracy/d", "think_rate/d")  # per difficulty level: thin curves beside the overall one
+PREFER_CHARTS = ("dpo_margin", "dpo_accuracy")  # shown only for a run with a prefer stage
 COLUMNS = 4
 
 
@@ -74,6 +75,7 @@ class RunCharts(QWidget):
                 plot = LivePlot(chart_title, **options)
             self.charts[key] = plot
             grid.addWidget(plot, i // COLUMNS, i % COLUMNS)
+            plot.setVisible(key not in PREFER_CHARTS)
         self._add_fixed_series()
 
     def _add_fixed_series(self) -> None:
@@ -81,11 +83,14 @@ class RunCharts(QWidget):
             for name, label in series.items():
                 self.charts[key].add_series(name, label, width=2.5 if name == "reward" else 2.0)
 
-    def reset(self, reward_weights: dict[str, float]) -> None:
-        """Empty every chart for another run, whose rewards have these weights."""
+    def reset(self, reward_weights: dict[str, float], stages=()) -> None:
+        """Empty every chart for another run, whose rewards have these weights and which runs these stages
+        (the DPO charts are shown only for a run with a prefer stage)."""
         self.reward_weights = dict(reward_weights)
-        for plot in self.charts.values():
+        for key, plot in self.charts.items():
             plot.clear_data()
+            if key in PREFER_CHARTS:
+                plot.setVisible("prefer" in stages)
         self._add_fixed_series()
 
     def add_boundary(self, x: float, label: str) -> None:

@@ -262,7 +262,12 @@ def test_think_rate_and_accuracy_by_difficulty_are_charted(window, qtbot):
 
 def test_prefer_stage_shows_pairs_dpo_charts_and_a_sample_of_pairs(window, qtbot):
     store = window.store
-    run_id = register_running(store)
+    grpo_run = register_running(store)
+    run_id = register_running(store, spec={"name": "adar1", "model": {"source": "builtin:tiny-random"},
+                                           "stages": ["sft", "prefer", "eval"]})
+    window.show_run(grpo_run)
+    assert not window.monitor.charts["dpo_margin"].isVisibleTo(window.monitor)  # no prefer stage, no DPO charts
+    assert window.monitor.charts["loss"].isVisibleTo(window.monitor)
     store.add_metrics(run_id, "prefer", 0, {"prefer/pairs": 7, "prefer/pairs/group": 5, "prefer/pairs/instance": 2,
                                             "prefer/pairs/d3": 4, "prefer/pairs/d1": 3,
                                             "prefer/accuracy/think": 0.5, "prefer/tokens/think": 40.0,
@@ -278,6 +283,7 @@ def test_prefer_stage_shows_pairs_dpo_charts_and_a_sample_of_pairs(window, qtbot
                                                    "rewards/accuracies": 0.5 * step, "rewards/chosen": 0.01})
     window.show_run(run_id)
     monitor = window.monitor
+    assert monitor.charts["dpo_margin"].isVisibleTo(monitor) and monitor.charts["dpo_accuracy"].isVisibleTo(monitor)
     qtbot.waitUntil(lambda: monitor.charts["dpo_margin"].point_count("rewards/margins") == 2, timeout=3000)
     assert monitor.charts["dpo_accuracy"].point_count("rewards/accuracies") == 2
     assert monitor.charts["reward"].point_count() == 0  # DPO's implicit rewards are not GRPO reward components
