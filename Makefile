@@ -11,11 +11,15 @@ STAMP  := $(VENV)/.ponder-installed
 run: $(STAMP)
 	$(VENV)/bin/ponder
 
+# One test process per core (at most 4: a bundled-model test takes ~3 GB); a file's tests stay in one process,
+# so its module fixtures are built once. tests/conftest.py gives each process its share of the cores.
+PYTEST := QT_QPA_PLATFORM=offscreen $(PY) -m pytest -n auto --maxprocesses 4 --dist loadfile
+
 test: $(STAMP)
-	QT_QPA_PLATFORM=offscreen $(PY) -m pytest
+	$(PYTEST)
 
 test-fast: $(STAMP)
-	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -m "not slow"
+	$(PYTEST) -m "not slow"
 
 bench: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(PY) bench/run_all.py

@@ -70,9 +70,9 @@ def test_unknown_source_fails_clearly(store):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     out = subprocess.run([sys.executable, "-m", "desktop.entry", "eval", "run:99", "--n", "2"], cwd=ROOT, env=env,
                          capture_output=True, text=True, timeout=120)
-    assert out.returncode == 1
-    assert "no run with id 99" in out.stdout
-    assert store.list_evaluations()[0]["status"] == "failed"
+    assert out.returncode == 2  # bad input: refused before anything is written
+    assert "no run with id 99" in out.stderr and "Traceback" not in out.stdout + out.stderr
+    assert store.list_evaluations() == []
 
 
 def test_grpo_then_eval_stage(store):
