@@ -70,12 +70,16 @@ def _input_problem(store, args) -> str | None:
     not exist or has no adapter, an adapter folder without its spec, a data file that cannot be read);
     None when nothing is. Loading the models is left to the evaluation."""
     from engine.data import load_examples
-    from engine.eval_sources import resolve_row
+    from engine.eval_sources import resolve_row, run_sources
     from engine.store.schema import source_row
 
     try:
         for text in args.sources:
-            resolve_row(source_row(text), store)
+            row = source_row(text)
+            if args.checkpoints != "final" and row["kind"] == "run":  # as run_evaluation reads such a row
+                run_sources(store, row["run_id"], args.checkpoints)
+            else:
+                resolve_row(row, store)
         load_examples(args.task, n=args.n, seed=args.seed, split="eval")
     except (ValueError, KeyError) as exc:  # DataError and RunNotFound among them; their str() is the message
         return str(exc)

@@ -140,16 +140,18 @@ def adapter(tmp_path_factory) -> Path:
     return out
 
 
-def _run_with_checkpoints(store, adapter: Path, steps=(1, 2, 3)) -> int:
+def _run_with_checkpoints(store, adapter: Path, steps=(1, 2, 3), final: bool = True) -> int:
+    """A GRPO run with checkpoints at `steps` and, if `final`, its trained adapter (else it failed before it)."""
     spec = load_spec(SPECS / "smoke.toml").replace(stages=["grpo", "eval"])
     run_id, run_dir = create_run(spec, store)
     for step in steps:
         ckpt = run_dir / "checkpoints" / "grpo" / f"checkpoint-{step}"
         shutil.copytree(adapter, ckpt)
         store.add_artifact(run_id, "checkpoint", ckpt, {"step": step, "stage": "grpo"}, stage="grpo")
-    shutil.copytree(adapter, run_dir / "adapter")
-    store.add_artifact(run_id, "adapter", run_dir / "adapter", {"step": steps[-1], "stage": "grpo"}, stage="grpo")
-    store.update_run(run_id, status="succeeded")
+    if final:
+        shutil.copytree(adapter, run_dir / "adapter")
+        store.add_artifact(run_id, "adapter", run_dir / "adapter", {"step": steps[-1], "stage": "grpo"}, stage="grpo")
+    store.update_run(run_id, status="succeeded" if final else "failed")
     return run_id
 
 
@@ -170,6 +172,21 @@ def test_checkpoints_all_from_the_cli_stores_a_summary_per_checkpoint(store, ada
     assert {g["source"] for g in store.generations(ev["id"])} == set(ev["sources"])
     assert ev["progress"] == ev["total"] == 5 * 2
     assert plot.is_file() and plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_checkpoints_of_a_run_that_failed_before_its_final_adapter_can_be_evaluated(store, adapter, capsys):
+    """The check of the sources before an evaluation is registered reads a run:ID row as the evaluation does:
+    with --checkpoints it needs checkpoints, not the final adapter."""
+    from engine import cli
+
+    run_id = _run_with_checkpoints(store, adapter, steps=(1, 2), final=False)
+    assert cli.main(["--store", str(store.path), "eval", f"run:{run_id}", "--n", "2", "--max-tokens", "4"]) \
+        == cli.EXIT_USAGE  # the final adapter is what it would score
+    assert "has no final adapter yet" in capsys.readouterr().err and store.list_evaluations() == []
+    assert cli.main(["--store", str(store.path), "eval", f"run:{run_id}", "--checkpoints", "all", "--n", "2",
+                     "--max-tokens", "4"]) == 0
+    (ev,) = store.list_evaluations()
+    assert ev["status"] == "succeeded" and ev["sources"] == ["base", "grpo step 1", "grpo step 2"]
 
 
 def test_checkpoint_steps_that_do_not_exist_are_named(store, adapter):
