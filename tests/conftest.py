@@ -14,9 +14,10 @@ if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
     _share = len(os.sched_getaffinity(0)) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])
     os.environ.setdefault("OMP_NUM_THREADS", str(max(1, _share)))
 
-import psutil  # noqa: E402
 import pytest  # noqa: E402
 from tqdm import tqdm  # noqa: E402
+
+from tests.processes import running_children  # noqa: E402
 
 # tqdm's monitor is a thread started by the first progress bar that lives to the end of the process;
 # the leftover-thread check below would blame it on whichever test made the first bar.
@@ -39,15 +40,7 @@ def ponder_home(tmp_path, monkeypatch) -> Path:
 def no_leftover_processes():
     """Fail a test that leaves a child process (a worker) running."""
     yield
-    me = psutil.Process()
-    left = {}
-    for proc in me.children(recursive=True):
-        try:
-            cmd = " ".join(proc.cmdline())
-            if proc.status() != psutil.STATUS_ZOMBIE and "resource_tracker" not in cmd:
-                left[proc] = cmd
-        except psutil.NoSuchProcess:
-            continue
+    left = running_children()
     for proc in left:
         proc.kill()
     assert not left, f"test left processes running: {list(left.values())}"

@@ -7,7 +7,6 @@ import contextlib
 import io
 import json
 
-import psutil
 import pytest
 from PySide6.QtCore import QProcess
 
@@ -15,6 +14,7 @@ from desktop.widgets.file_check import check_message
 from engine import cli
 from engine.data.files import validate_file
 from tests.engine.test_data_files import GSM8K, _special, write_jsonl
+from tests.processes import running_children
 
 
 def _files(tmp_path) -> list[tuple[str, dict]]:
@@ -145,4 +145,4 @@ def test_closing_the_page_ends_a_check_still_running(page, qtbot, tmp_path):
     assert procs and any(p.state() != QProcess.ProcessState.NotRunning for p in procs)
     page.close()
     assert all(p.state() == QProcess.ProcessState.NotRunning for p in procs)
-    assert psutil.Process().children(recursive=True) == []
+    assert running_children() == {}  # the check's process is gone, and it started none that outlived it
