@@ -352,9 +352,9 @@ class ComparePage(Page):
     def _status_text(self, ev: dict[str, Any]) -> str:
         sources = " vs ".join(ev["sources"] or [])
         settings = ev.get("settings") or {}
+        limit = settings.get("max_completion_length")
         how = (f"{ev['n']} problems of {ev['task']}, {settings.get('num_samples', 1)} sample(s) each, "
-               f"temperature {settings.get('temperature', 0)}, "
-               f"up to {settings.get('max_completion_length')} tokens")
+               f"temperature {settings.get('temperature', 0)}" + (f", up to {limit} tokens" if limit else ""))
         return f"#{ev['id']} {sources}: {ev['status']} · {how}"
 
     def _show_summary(self, ev: dict[str, Any]) -> None:

@@ -16,7 +16,7 @@ from PySide6.QtCore import QPointF, Qt, Signal
 from PySide6.QtWidgets import QHBoxLayout, QWidget
 
 from desktop import theme
-from desktop.widgets.plots import theme_chart
+from desktop.widgets.plots import FitsWidth, FittingLegend, theme_chart
 from engine.evalstats import frontier_points, level_table, source_title
 
 ROLE_SYMBOLS = {"base": "s", "sft": "t", "trained": "star", "checkpoint": "o", "source": "d"}
@@ -45,7 +45,7 @@ class PercentAxis(pg.AxisItem):
         return [f"{v:.0%}" for v in values] if self.percent else super().tickStrings(values, scale, spacing)
 
 
-class EvalPlot(pg.PlotWidget):
+class EvalPlot(FitsWidth, pg.PlotWidget):
     """A themed chart with a legend in its own row under the plot (so it never covers a curve) and a note
     shown while there is nothing to draw."""
 
@@ -62,7 +62,7 @@ class EvalPlot(pg.PlotWidget):
         item.setLabel("left", y_label)
         self.legend = None
         if legend:
-            self.legend = pg.LegendItem(colCount=3, labelTextSize="8pt", horSpacing=14)
+            self.legend = FittingLegend(3, labelTextSize="8pt", horSpacing=14)
             item.layout.addItem(self.legend, 4, 1)  # the row under the x axis: outside the data area
             item.legend = self.legend  # plot(name=...) items join it
         self.note = pg.TextItem(empty_note, anchor=(0.5, 0.5))
@@ -70,6 +70,7 @@ class EvalPlot(pg.PlotWidget):
         item.vb.sigResized.connect(self._place_note)
         self.apply_theme(theme.current())
         theme.manager().sig_changed.connect(self.apply_theme)
+        self.keep_fitted()
 
     def reset(self) -> None:
         self.getPlotItem().clear()

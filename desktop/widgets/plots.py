@@ -12,13 +12,15 @@ import math
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QPen
+from PySide6.QtGui import QFont, QFontMetrics, QPen
 
 from desktop import theme
 
 
 DENSE_POINTS = 2000  # more points than this: the curve is drawn with a 1-px pen
-LEGEND_COLUMNS = 4
+LEGEND_COLUMNS = 4  # at most: fewer where the chart is narrow
+TITLE_POINTS = "10pt"
+CHART_MARGIN = 16  # px each side of a chart's title: the plot's layout margins and the label's own
 BOUNDARY_STAGGER = 0.14  # a stage boundary's label sits this much lower than the one before (no overprint)
 
 
@@ -33,12 +35,79 @@ def theme_chart(chart: pg.PlotWidget, t: theme.Theme, title: str, note: pg.TextI
         ax = item.getAxis(axis)
         ax.setPen(pg.mkPen(t.border))
         ax.setTextPen(pg.mkPen(t.muted))
-    item.setTitle(title, color=t.text, size="10pt")
+    item.setTitle(title, color=t.text, size=TITLE_POINTS)
     note.setText(note_text, color=t.muted)
     if legend is not None:
         legend.setLabelTextColor(t.text)
         for _, text in legend.items:  # the setter above only colours labels added later
             text.setText(text.text, color=t.text)
+    fit_to_width(chart, title, legend)
+
+
+def fit_to_width(chart: pg.PlotWidget, title: str, legend: pg.LegendItem | None) -> None:
+    """The chart's title and legend made to fit its width: the title elided (in full in the tooltip),
+    the legend in as many columns as fit, the plot no wider than the chart. A title or legend row wider
+    than the chart sets the plot's minimum width, and pyqtgraph then crops the right of the chart: the
+    curves' end, the title's end and whole legend columns (the Monitor's 1440-px window showed no
+    "level 3" entry); a plot once widened also never shrank back by itself."""
+    item = chart.getPlotItem()
+    if item is None:
+        return
+    room = chart.width() - 2 * CHART_MARGIN - item.getAxis("left").width()  # both sit over the plot area
+    font = QFont(chart.font())
+    font.setPointSizeF(float(TITLE_POINTS.removesuffix("pt")))
+    shown = QFontMetrics(font).elidedText(title, Qt.TextElideMode.ElideRight, max(room, 40))
+    if item.titleLabel.text != shown:
+        item.setTitle(shown)  # the label keeps its colour and size
+    # a plot shrinks back (when its y axis' labels narrow, say) only down to this: no wider than its chart
+    item.setMaximumWidth(chart.width())
+    chart.setToolTip(title if shown != title else "")
+    if isinstance(legend, FittingLegend):
+        legend.fit(room)
+
+
+class FitsWidth:
+    """For a pg.PlotWidget with a `title` and a `legend`: both fit its width (fit_to_width) whenever it
+    resizes or its y axis widens or narrows with the data's tick labels. Call `keep_fitted` once built."""
+
+    def keep_fitted(self) -> None:
+        self.getPlotItem().getAxis("left").geometryChanged.connect(self.fit_width)
+        self.fit_width()
+
+    def fit_width(self) -> None:
+        if "legend" in self.__dict__:  # not while pyqtgraph's constructor sizes the widget
+            fit_to_width(self, self.title, self.legend)
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 (Qt override)
+        self.fit_width()  # first: the view then lays the plot out to fit
+        super().resizeEvent(event)
+
+
+class FittingLegend(pg.LegendItem):
+    """A legend in as many columns as its room holds, at most `columns` (`fit` says the room; entries added
+    later refit it)."""
+
+    def __init__(self, columns: int, **kwargs):
+        super().__init__(colCount=columns, **kwargs)
+        self.setMinimumWidth(0)  # not its entries' width: the plot would keep that when it shrinks
+        self.max_columns = columns
+        self.room: float | None = None
+
+    def fit(self, room: float) -> None:
+        self.room = room
+        self._refit()
+
+    def addItem(self, item, name) -> None:  # noqa: N802 (pyqtgraph override)
+        super().addItem(item, name)
+        self._refit()
+
+    def _refit(self) -> None:
+        if self.room is None or not self.items:
+            return
+        spacing = self.layout.horizontalSpacing()
+        entry = max(sample.boundingRect().width() + label.item.boundingRect().width()
+                    for sample, label in self.items) + 2 * spacing
+        self.setColumnCount(max(1, min(self.max_columns, int(self.room // entry))))
 
 
 class Series:
@@ -81,7 +150,7 @@ class StepAxis(pg.AxisItem):
         return [level for level in whole if level[1]] or levels
 
 
-class LivePlot(pg.PlotWidget):
+class LivePlot(FitsWidth, pg.PlotWidget):
     """A chart of one or more live series, with stage boundaries and an empty-state note."""
 
     def __init__(self, title: str, empty_note: str = "waiting for the first step",
@@ -108,8 +177,7 @@ class LivePlot(pg.PlotWidget):
             self.getPlotItem().enableAutoRange(axis="y", enable=False)
         self.legend = None
         if legend:  # in its own row under the x axis, so it never covers a curve
-            self.legend = pg.LegendItem(colCount=LEGEND_COLUMNS, labelTextSize="8pt", horSpacing=10,
-                                        verSpacing=-6)
+            self.legend = FittingLegend(LEGEND_COLUMNS, labelTextSize="8pt", horSpacing=10, verSpacing=-6)
             self.getPlotItem().layout.addItem(self.legend, 4, 1)
             self.getPlotItem().legend = self.legend  # plot(name=...) curves join it
         self.note = pg.TextItem(empty_note, anchor=(0.5, 0.5))
@@ -117,6 +185,7 @@ class LivePlot(pg.PlotWidget):
         self.getPlotItem().vb.sigResized.connect(self._place_note)
         self.apply_theme(theme.current())
         theme.manager().sig_changed.connect(self.apply_theme)
+        self.keep_fitted()
 
     # ---- data -------------------------------------------------------------------------------------
     def add_series(self, name: str, label: str | None = None, color: str | None = None, width: float = 2.0,
@@ -232,7 +301,6 @@ class LivePlot(pg.PlotWidget):
 
     def apply_theme(self, t: theme.Theme) -> None:
         theme_chart(self, t, self.title, self.note, self._empty_note, self.legend)
-
 
 
 class StackedPlot(LivePlot):

@@ -316,3 +316,37 @@ def test_reward_chart_plots_weighted_contributions_that_add_up_to_the_total(wind
     assert [a + f for a, f in zip(acc_y, fmt_y, strict=True)] == pytest.approx(list(total))
     legend = [label.text for _, label in reward.legend.items]
     assert legend == ["total", "accuracy x1", "format x0.25"]
+
+
+def test_every_chart_fits_its_cell_with_its_whole_title_and_legend(window, qtbot):
+    """At the default window size each chart lays out inside its cell: a long title is elided (and given in
+    full as the tooltip), the legend wraps into fewer columns, and no entry is cropped off the right."""
+    store = window.store
+    run_id = register_running(store, spec={"name": "fit", "model": {"source": "builtin:tiny-random"},
+                                           "rewards": {"preset": "autothink"}})
+    for step in (1, 2, 3):
+        add_step(store, run_id, step, reward=-0.5 * step)
+        store.add_metrics(run_id, "grpo", step, {"rewards/think_mode/mean": -0.5, "rewards/format/mean": 0.25,
+                                                 **{f"{k}/d{d}": 0.2 * d for k in ("think_rate", "accuracy")
+                                                    for d in (1, 2, 3, 4)}})
+    window.show_run(run_id)
+    charts = window.monitor.charts
+    qtbot.waitUntil(lambda: charts["accuracy"].point_count("accuracy/d4") == 3, timeout=3000)
+    window.monitor.run_charts.redraw(force=True)
+    qtbot.wait(200)  # the posted layout requests
+    assert [t.text for _, t in charts["accuracy"].legend.items] == ["all", "level 1", "level 2", "level 3",
+                                                                     "level 4"]
+    for key, chart in charts.items():
+        if not chart.isVisible():
+            continue
+        item = chart.getPlotItem()
+        width = chart.width()
+        assert item.geometry().width() <= width + 0.5, key
+        title = item.titleLabel.item
+        assert title.mapRectToScene(title.boundingRect()).right() <= width, (key, item.titleLabel.text)
+        shown = item.titleLabel.text
+        assert shown == chart.title or (shown.endswith("…") and chart.toolTip() == chart.title), key
+        for _, label in chart.legend.items if chart.legend is not None else ():
+            right = label.item.mapRectToScene(label.item.boundingRect()).right()
+            assert right <= width, (key, label.text, right, width)
+    assert charts["reward"].getPlotItem().titleLabel.text.endswith("…")  # 290 px do not hold its title
