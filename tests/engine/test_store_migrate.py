@@ -41,7 +41,7 @@ def old_store(tmp_path) -> Path:
 
 
 def test_the_test_data_is_a_version_1_store():
-    conn = sqlite3.connect(f"file:{V1}?mode=ro", uri=True)
+    conn = sqlite3.connect(f"file:{V1}?mode=ro&immutable=1", uri=True)  # no -wal/-shm beside the test data
     assert conn.execute("PRAGMA user_version").fetchone()[0] == 0  # made before versions
     columns = {r[1] for r in conn.execute("PRAGMA table_info(runs)")}
     conn.close()
