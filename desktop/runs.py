@@ -177,12 +177,7 @@ class RunsPage(Page):
         cached = self._summaries.get(run["id"])
         if cached is not None and cached["status"] == run["status"] and run["status"] not in ACTIVE:
             return cached
-        last = self.store.last_metrics(run["id"], "grpo")  # the training curves end here
-        if last["step"] is None:
-            last = self.store.last_metrics(run["id"])
-        evaluation = self.store.last_metrics(run["id"], "eval")["values"]
-        summary = {"status": run["status"], "values": last["values"], "step": last["step"],
-                   "eval_accuracy": evaluation.get("eval/accuracy")}
+        summary = {"status": run["status"], **self.store.run_summary(run["id"])}
         self._summaries[run["id"]] = summary
         return summary
 

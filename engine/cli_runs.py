@@ -156,12 +156,18 @@ def cmd_runs(args) -> int:
                      f"({'; '.join(run['damaged'])})")
                 continue
             spec = run["spec"] or {}
-            m = store.last_metrics(run["id"])["values"]
+            s = store.run_summary(run["id"])
             took = fmt_duration((run["finished"] or time.time()) - run["created"]) if run["created"] else "?"
             _out(f"{run['id']:>4}  {run['status'] or '?':<9}  {run['name'] or '':<24}  "
-                 f"{spec.get('rewards', {}).get('preset', ''):<9}  reward {m.get('reward', float('nan')):.3g}  "
-                 f"acc {m.get('accuracy', float('nan')):.3g}  {took}")
+                 f"{spec.get('rewards', {}).get('preset', ''):<9}  reward {_number(s['values'].get('reward'))}  "
+                 f"batch acc {_number(s['values'].get('accuracy'))}  held-out acc {_number(s['eval_accuracy'])}  "
+                 f"{took}")
     return 0
+
+
+def _number(value: float | None) -> str:
+    """A figure of `ponder runs`: three digits, or "-" where the run has none (no GRPO stage, no eval)."""
+    return "-" if value is None or value != value else f"{value:.3g}"
 
 
 def cmd_show(args) -> int:

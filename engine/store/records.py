@@ -37,6 +37,14 @@ class Records:
                                                   [run_id, stage, step]))
         return {"stage": stage, "step": step, "values": {r["name"]: r["value"] for r in rows}}
 
+    def run_summary(self, run_id: int) -> dict[str, Any]:
+        """What a list of runs shows: the training curves' last step (GRPO's, else the last stage's) and the
+        held-out accuracy of the eval stage, if it ran: {"stage", "step", "values", "eval_accuracy"}."""
+        last = self.last_metrics(run_id, "grpo")
+        if last["step"] is None:
+            last = self.last_metrics(run_id)
+        return {**last, "eval_accuracy": self.last_metrics(run_id, "eval")["values"].get("eval/accuracy")}
+
     def add_traces(self, rows: Iterable[Mapping[str, Any]]) -> None:
         self._insert_all("traces", (dict(r) for r in rows))
 

@@ -126,3 +126,18 @@ def test_a_bad_task_or_source_is_refused_before_the_evaluation_is_registered(sou
     assert said in err and "evaluation not started" in err and "Traceback" not in err
     assert store.list_evaluations() == []
 
+
+
+def test_ponder_runs_shows_the_training_figures_and_the_held_out_accuracy_not_nan(store, capsys):
+    """A pipeline ends with its eval stage, whose rows hold no reward: the list reads GRPO's last step and the
+    held-out accuracy, and a figure a run does not have is a dash."""
+    full = store.create_run("full", {"rewards": {"preset": "autothink"}}, "/full", status="succeeded")
+    store.add_metrics(full, "grpo", 24, {"reward": -0.5, "accuracy": 0.25})
+    store.add_metrics(full, "eval", 0, {"eval/accuracy": 0.575, "eval/tokens": 23.4})
+    sft_only = store.create_run("sft-only", {}, "/sft", status="succeeded")
+    store.add_metrics(sft_only, "sft", 40, {"loss": 0.3})
+    assert cli.main(["--store", str(store.path), "runs"]) == 0
+    lines = {line.split()[2]: line for line in capsys.readouterr().out.splitlines()}
+    assert "reward -0.5  batch acc 0.25  held-out acc 0.575" in lines["full"]
+    assert "reward -  batch acc -  held-out acc -" in lines["sft-only"]
+    assert "nan" not in lines["full"] + lines["sft-only"]
