@@ -104,10 +104,10 @@ class FittingLegend(pg.LegendItem):
     def _refit(self) -> None:
         if self.room is None or not self.items:
             return
+        # k columns are k (sample, label) pairs with a spacing between each two of the 2k cells
         spacing = self.layout.horizontalSpacing()
-        entry = max(sample.boundingRect().width() + label.item.boundingRect().width()
-                    for sample, label in self.items) + 2 * spacing
-        self.setColumnCount(max(1, min(self.max_columns, int(self.room // entry))))
+        entry = max(sample.boundingRect().width() + label.item.boundingRect().width() for sample, label in self.items)
+        self.setColumnCount(max(1, min(self.max_columns, int((self.room + spacing) // (entry + 2 * spacing)))))
 
 
 class Series:
