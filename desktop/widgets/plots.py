@@ -45,7 +45,7 @@ def theme_chart(chart: pg.PlotWidget, t: theme.Theme, title: str, note: pg.TextI
 
 
 def fit_to_width(chart: pg.PlotWidget, title: str, legend: pg.LegendItem | None) -> None:
-    """The chart's title and legend made to fit its width: the title elided (in full in the tooltip),
+    """The chart's title and legend made to fit its width: the title elided (in full in its tooltip),
     the legend in as many columns as fit, the plot no wider than the chart. A title or legend row wider
     than the chart sets the plot's minimum width, and pyqtgraph then crops the right of the chart: the
     curves' end, the title's end and whole legend columns (the Monitor's 1440-px window showed no
@@ -61,7 +61,8 @@ def fit_to_width(chart: pg.PlotWidget, title: str, legend: pg.LegendItem | None)
         item.setTitle(shown)  # the label keeps its colour and size
     # a plot shrinks back (when its y axis' labels narrow, say) only down to this: no wider than its chart
     item.setMaximumWidth(chart.width())
-    chart.setToolTip(title if shown != title else "")
+    # on the title's item: shown over the title, not wherever the pointer rests on the chart
+    item.titleLabel.setToolTip(title if shown != title else "")
     if isinstance(legend, FittingLegend):
         legend.fit(room)
 

@@ -345,7 +345,7 @@ def test_every_chart_fits_its_cell_with_its_whole_title_and_legend(window, qtbot
         title = item.titleLabel.item
         assert title.mapRectToScene(title.boundingRect()).right() <= width, (key, item.titleLabel.text)
         shown = item.titleLabel.text
-        assert shown == chart.title or (shown.endswith("…") and chart.toolTip() == chart.title), key
+        assert shown == chart.title or (shown.endswith("…") and item.titleLabel.toolTip() == chart.title), key
         for _, label in chart.legend.items if chart.legend is not None else ():
             right = label.item.mapRectToScene(label.item.boundingRect()).right()
             assert right <= width, (key, label.text, right, width)
